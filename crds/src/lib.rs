@@ -1,0 +1,1 @@
+//! poolgate crds (to be implemented in its own issue).

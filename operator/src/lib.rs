@@ -1,0 +1,1 @@
+//! poolgate operator (to be implemented in its own issue).

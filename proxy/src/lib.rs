@@ -1,0 +1,1 @@
+//! poolgate proxy (to be implemented in its own issue).

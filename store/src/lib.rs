@@ -1,0 +1,1 @@
+//! poolgate storage layer.
