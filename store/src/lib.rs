@@ -1,1 +1,39 @@
-//! poolgate storage layer.
+//! poolgate's storage layer, shared by the proxy, the operator and the CLI.
+//!
+//! One API ([`Storage`]) with two backends: [`RedisStore`] (many processes, the reference's key
+//! schema, every change one atomic server-side script) and [`FileStore`] (one process on the
+//! reference's files, the single-machine default). See `docs/architecture.md`.
+
+pub mod account;
+pub mod error;
+pub mod file;
+pub mod keys;
+pub mod model;
+pub mod provider;
+pub mod redis;
+pub mod settings;
+pub mod storage;
+pub mod time;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use account::{Account, AccountOps, ErrorEvent};
+pub use error::{Result, StoreError};
+pub use file::FileStore;
+pub use keys::Keys;
+pub use model::{AccountSpec, Applied, ApplyReport, CasOutcome, Session, StorageKind, StorageStatus};
+pub use redis::RedisStore;
+pub use settings::RedisSettings;
+pub use storage::Storage;
+
+/// Opens the store the settings ask for: Redis when enabled, else files under `config_dir`.
+pub async fn open(settings: &RedisSettings, config_dir: impl Into<PathBuf>) -> Result<Arc<dyn Storage>> {
+    if settings.enabled {
+        Ok(Arc::new(RedisStore::open(settings.clone()).await?))
+    } else {
+        let dir = config_dir.into();
+        tracing::info!(dir = %dir.display(), "storage: files (no Redis configured)");
+        Ok(Arc::new(FileStore::open(dir).await?))
+    }
+}

@@ -1,0 +1,101 @@
+//! The Redis key schema (reference-storage.md §4). The only place key names are spelled.
+
+/// Default key prefix, shared with the reference implementation.
+pub const DEFAULT_PREFIX: &str = "aiclient:";
+
+/// Builds every key under one prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Default for Keys {
+    fn default() -> Self {
+        Self::new(DEFAULT_PREFIX)
+    }
+}
+
+impl Keys {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self { prefix: prefix.into() }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn key(&self, rest: &str) -> String {
+        format!("{}{rest}", self.prefix)
+    }
+
+    /// `{p}config`: the whole config.json object.
+    pub fn config(&self) -> String {
+        self.key("config")
+    }
+    /// `{p}pools:{type}`: hash uuid → account JSON.
+    pub fn pool(&self, provider_type: &str) -> String {
+        self.key(&format!("pools:{provider_type}"))
+    }
+    /// `{p}pool-types`: set of provider types that have a pool.
+    pub fn pool_types(&self) -> String {
+        self.key("pool-types")
+    }
+    /// `{p}tokens:{type}:{uuid}`: provider-native token JSON (never with a TTL).
+    pub fn token(&self, provider_type: &str, uuid: &str) -> String {
+        self.key(&format!("tokens:{provider_type}:{uuid}"))
+    }
+    /// `{p}token-lock:{type}:{uuid}`: refresh lock holding its owner id.
+    pub fn token_lock(&self, provider_type: &str, uuid: &str) -> String {
+        self.key(&format!("token-lock:{provider_type}:{uuid}"))
+    }
+    /// `{p}pwd`: web UI password.
+    pub fn password(&self) -> String {
+        self.key("pwd")
+    }
+    /// `{p}sessions:{sha256(token)}`: the raw session token is never a key.
+    pub fn session(&self, token_hash: &str) -> String {
+        self.key(&format!("sessions:{token_hash}"))
+    }
+    /// `{p}meta`: migration / init metadata hash.
+    pub fn meta(&self) -> String {
+        self.key("meta")
+    }
+    /// `{p}usage:cache`: the whole usage cache.
+    pub fn usage_cache(&self) -> String {
+        self.key("usage:cache")
+    }
+    /// `{p}plugins`: plugin configuration.
+    pub fn plugins(&self) -> String {
+        self.key("plugins")
+    }
+    /// `{p}kiro:refresh-index:{hash}`: Kiro refresh-token dedup index → uuid.
+    pub fn kiro_refresh_index(&self, hash: &str) -> String {
+        self.key(&format!("kiro:refresh-index:{hash}"))
+    }
+    /// poolgate addition: last batch sequence applied for one writer (exactly-once replay).
+    pub fn writer_seq(&self, writer_id: &str) -> String {
+        self.key(&format!("writer:{writer_id}"))
+    }
+    /// poolgate addition: pub/sub channel carrying cache invalidations.
+    pub fn events_channel(&self) -> String {
+        self.key("events")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_follow_the_reference_schema_under_any_prefix() {
+        let k = Keys::default();
+        assert_eq!(k.pool("claude-kiro-oauth"), "aiclient:pools:claude-kiro-oauth");
+        assert_eq!(k.token("openai-qwen-oauth", "u1"), "aiclient:tokens:openai-qwen-oauth:u1");
+        assert_eq!(k.token_lock("t", "u"), "aiclient:token-lock:t:u");
+        assert_eq!(k.usage_cache(), "aiclient:usage:cache");
+        assert_eq!(k.kiro_refresh_index("ab"), "aiclient:kiro:refresh-index:ab");
+        let k = Keys::new("x:");
+        assert_eq!(k.pool_types(), "x:pool-types");
+        assert_eq!(k.password(), "x:pwd");
+    }
+}

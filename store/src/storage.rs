@@ -1,0 +1,146 @@
+//! The storage API: one trait, two backends (Redis and files).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+use crate::account::{runtime, Account, AccountOps, ErrorEvent};
+use crate::error::Result;
+use crate::model::{AccountSpec, Applied, ApplyReport, CasOutcome, Session, StorageKind, StorageStatus};
+use crate::time::iso_now;
+
+/// Everything poolgate reads or changes in shared state goes through this trait.
+#[async_trait]
+pub trait Storage: Send + Sync {
+    fn kind(&self) -> StorageKind;
+
+    // -- config, password ------------------------------------------------------------------
+    /// The config.json object; `None` when none is stored.
+    async fn get_config(&self) -> Result<Option<Value>>;
+    async fn set_config(&self, config: &Value) -> Result<Applied>;
+    async fn get_password(&self) -> Result<Option<String>>;
+    async fn set_password(&self, password: &str) -> Result<Applied>;
+
+    // -- provider pools --------------------------------------------------------------------
+    /// Provider types that have a pool, sorted.
+    async fn list_pool_types(&self) -> Result<Vec<String>>;
+    /// The accounts of one pool (empty when the pool does not exist).
+    async fn get_pool(&self, pool: &str) -> Result<Vec<Account>>;
+    /// One account; `NotFound` when absent.
+    async fn get_account(&self, pool: &str, uuid: &str) -> Result<Account>;
+    /// Adds an account (runtime defaults filled in); `AlreadyExists` when its uuid is taken.
+    async fn add_account(&self, pool: &str, account: Account) -> Result<Applied<Account>>;
+    /// Replaces a whole pool (migration/import). Not for the request path: it would clobber
+    /// concurrent runtime updates, which is why runtime changes use [`Storage::update_account`].
+    async fn replace_pool(&self, pool: &str, accounts: Vec<Account>) -> Result<()>;
+    /// Atomically applies `ops` to one account and returns the result; `NotFound` when absent.
+    async fn update_account(&self, pool: &str, uuid: &str, ops: AccountOps) -> Result<Applied<Account>>;
+    /// Deletes an account with its token and Kiro refresh index; `NotFound` when absent.
+    async fn delete_account(&self, pool: &str, uuid: &str) -> Result<Applied>;
+    /// Applies the spec-owned fields of `specs` (creating missing accounts) without touching runtime
+    /// fields; with `prune`, deletes accounts of the pool that are not in `specs` (with their tokens).
+    async fn apply_spec(&self, pool: &str, specs: &[AccountSpec], prune: bool) -> Result<ApplyReport>;
+    /// Deletes every account of the pool (with tokens and indexes) and the pool type itself;
+    /// returns the uuids removed.
+    async fn delete_pool(&self, pool: &str) -> Result<Vec<String>>;
+
+    // -- tokens ----------------------------------------------------------------------------
+    async fn get_token(&self, pool: &str, uuid: &str) -> Result<Option<Value>>;
+    /// Stores a token unconditionally (import, seeding). Never with a TTL.
+    async fn set_token(&self, pool: &str, uuid: &str, token: &Value) -> Result<Applied>;
+    /// Stores `token` only if the stored token's provider-native refresh field still equals
+    /// `expected_refresh`. `NotFound` when no token is stored (a deleted account stays deleted).
+    async fn cas_token(&self, pool: &str, uuid: &str, expected_refresh: &str, token: &Value) -> Result<CasOutcome>;
+    async fn delete_token(&self, pool: &str, uuid: &str) -> Result<Applied>;
+    /// The account whose Kiro token has this refresh token (dedup on import).
+    async fn find_kiro_account_by_refresh_token(&self, refresh_token: &str) -> Result<Option<String>>;
+    /// Takes the refresh lock for `owner` unless another live owner holds it.
+    async fn acquire_refresh_lock(&self, pool: &str, uuid: &str, owner: &str, ttl: Duration) -> Result<bool>;
+    /// Extends the lock if `owner` still holds it.
+    async fn renew_refresh_lock(&self, pool: &str, uuid: &str, owner: &str, ttl: Duration) -> Result<bool>;
+    /// Releases the lock only if `owner` holds it (compare-and-delete).
+    async fn release_refresh_lock(&self, pool: &str, uuid: &str, owner: &str) -> Result<bool>;
+
+    // -- web sessions ----------------------------------------------------------------------
+    /// Stores a session under SHA-256 of `token`, expiring at `session.expiry_time`.
+    async fn put_session(&self, token: &str, session: &Session) -> Result<Applied>;
+    /// The live session for `token`; `None` when missing or expired.
+    async fn get_session(&self, token: &str) -> Result<Option<Session>>;
+    async fn delete_session(&self, token: &str) -> Result<Applied>;
+
+    // -- usage cache, plugins, metadata ----------------------------------------------------
+    async fn get_usage_cache(&self) -> Result<Option<Value>>;
+    async fn set_usage_cache(&self, cache: &Value) -> Result<Applied>;
+    async fn get_plugins(&self) -> Result<Option<Value>>;
+    async fn set_plugins(&self, plugins: &Value) -> Result<Applied>;
+    async fn get_metadata(&self) -> Result<BTreeMap<String, String>>;
+    async fn set_metadata(&self, fields: &BTreeMap<String, String>) -> Result<Applied>;
+
+    // -- lifecycle -------------------------------------------------------------------------
+    fn status(&self) -> StorageStatus;
+    /// Sends every pending write (graceful shutdown); returns once they are durable or queued.
+    async fn flush(&self) -> Result<()>;
+
+    // -- provided: the reference's runtime updates, each one atomic update -------------------
+    async fn get_pools(&self) -> Result<BTreeMap<String, Vec<Account>>> {
+        let mut out = BTreeMap::new();
+        for t in self.list_pool_types().await? {
+            let pool = self.get_pool(&t).await?;
+            out.insert(t, pool);
+        }
+        Ok(out)
+    }
+
+    /// Shallow-merges `patch` into the account. Runtime fields are refused: they belong to
+    /// the proxies, and only the runtime updates below may change them.
+    async fn patch_account(&self, pool: &str, uuid: &str, patch: Map<String, Value>) -> Result<Applied<Account>> {
+        if let Some(f) = patch.keys().find(|k| crate::account::is_runtime_field(k) || *k == "uuid") {
+            return Err(crate::StoreError::Invalid(format!("field {f:?} is runtime-owned and cannot be patched")));
+        }
+        self.update_account(pool, uuid, AccountOps::patch(patch)).await
+    }
+    async fn record_usage(&self, pool: &str, uuid: &str, n: i64) -> Result<Applied<Account>> {
+        self.update_account(pool, uuid, runtime::usage(n, &iso_now())).await
+    }
+    async fn record_error(&self, pool: &str, uuid: &str, ev: &ErrorEvent) -> Result<Applied<Account>> {
+        self.update_account(pool, uuid, runtime::error(ev, &iso_now())).await
+    }
+    async fn set_health(&self, pool: &str, uuid: &str, healthy: bool, model: Option<&str>) -> Result<Applied<Account>> {
+        self.update_account(pool, uuid, runtime::health(healthy, model, &iso_now())).await
+    }
+    async fn mark_needs_refresh(&self, pool: &str, uuid: &str) -> Result<Applied<Account>> {
+        self.update_account(pool, uuid, runtime::needs_refresh()).await
+    }
+    async fn set_disabled(&self, pool: &str, uuid: &str, disabled: bool) -> Result<Applied<Account>> {
+        self.update_account(pool, uuid, runtime::disabled(disabled)).await
+    }
+    async fn reset_counters(&self, pool: &str, uuid: &str) -> Result<Applied<Account>> {
+        self.update_account(pool, uuid, runtime::reset_counters()).await
+    }
+}
+
+/// Validates specs and turns each into the ops that apply it (shared by both backends).
+pub(crate) fn spec_ops(specs: &[AccountSpec]) -> Result<Vec<(String, AccountOps)>> {
+    let mut seen = std::collections::HashSet::new();
+    specs
+        .iter()
+        .map(|s| {
+            if s.uuid.is_empty() || !seen.insert(s.uuid.as_str()) {
+                return Err(crate::StoreError::Invalid(format!("spec uuid {:?} is empty or repeated", s.uuid)));
+            }
+            let bad =
+                s.fields.keys().chain(s.remove.iter()).find(|k| crate::account::is_runtime_field(k) || *k == "uuid");
+            if let Some(f) = bad {
+                return Err(crate::StoreError::Invalid(format!("spec field {f:?} is runtime-owned")));
+            }
+            let ops = AccountOps {
+                unset: s.remove.clone(),
+                set: s.fields.clone().into_iter().collect(),
+                ..AccountOps::default()
+            };
+            Ok((s.uuid.clone(), ops))
+        })
+        .collect()
+}
