@@ -1,0 +1,320 @@
+//! Incremental stream conversion: upstream SSE bytes in, client SSE frames out.
+//!
+//! Pipeline per pushed chunk: [`SseParser`] → protocol decoder (upstream events → IR
+//! [`StreamEvent`]s) → protocol encoder (IR → client frames). Nothing waits for later input:
+//! every complete upstream event is converted and returned by the same `push` call. The only
+//! state kept is what a protocol itself needs (open blocks, item ids, running text for the
+//! Responses `*.done` events, tool arguments for Gemini, which sends calls whole).
+//!
+//! Cancellation: the converter owns no task or connection. The HTTP layer drops the upstream
+//! body when the client goes away; dropping a converter mid-stream is always fine.
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::client_error::{error_body, status_from_kind};
+use super::ids;
+use super::ir::{FinishReason, StreamEvent};
+use super::json::{obj, text, Obj};
+use super::protocol::Protocol;
+use super::sse::{frame, SseEvent, SseParser};
+use super::{anthropic, gemini, openai_chat, responses};
+
+/// Turns one upstream SSE event into IR events.
+pub(crate) trait StreamDecoder: Send {
+    fn decode(&mut self, ev: &SseEvent, out: &mut Vec<StreamEvent>);
+    /// The upstream closed; emit whatever closing events are implied.
+    fn finish(&mut self, out: &mut Vec<StreamEvent>);
+}
+
+/// Turns IR events into client SSE frames.
+pub(crate) trait StreamEncoder: Send {
+    fn encode(&mut self, ev: StreamEvent, out: &mut Vec<Bytes>);
+    /// Emit the client protocol's terminators still owed; idempotent.
+    fn finish(&mut self, out: &mut Vec<Bytes>);
+}
+
+/// What encoders need to know beyond the events.
+#[derive(Debug, Clone)]
+pub(crate) struct EncodeCtx {
+    /// Model name shown to the client; the upstream's when empty.
+    pub(crate) model: String,
+    pub(crate) created: i64,
+}
+
+impl EncodeCtx {
+    pub(crate) fn adopt_model(&mut self, upstream: Option<&str>) {
+        if self.model.is_empty() {
+            if let Some(m) = upstream {
+                self.model = m.to_string();
+            }
+        }
+    }
+}
+
+/// Converts one streamed response from `backend`'s SSE format into `client`'s.
+pub struct StreamConverter {
+    parser: SseParser,
+    mode: Mode,
+    backend: Protocol,
+    client: Protocol,
+    model: String,
+}
+
+enum Mode {
+    /// Same protocol: bytes are relayed as they come (Gemini: event by event); only missing
+    /// terminators are added.
+    Relay(Relay),
+    Convert(Box<Pipeline>),
+}
+
+struct Pipeline {
+    decoder: Box<dyn StreamDecoder>,
+    encoder: Box<dyn StreamEncoder>,
+    saw_tool_call: bool,
+}
+
+struct Relay {
+    protocol: Protocol,
+    terminated: bool,
+    closed: bool,
+}
+
+impl StreamConverter {
+    /// `model` is the name the client asked for (shown in converted chunks); pass `""` to use
+    /// the upstream's.
+    pub fn new(backend: Protocol, client: Protocol, model: &str) -> Self {
+        Self::build(backend, client, model, ids::now())
+    }
+
+    /// Fixes the `created` timestamp of converted chunks (replays, golden tests). Call before
+    /// the first `push`.
+    pub fn with_created(self, created: i64) -> Self {
+        Self::build(self.backend, self.client, &self.model, created)
+    }
+
+    fn build(backend: Protocol, client: Protocol, model: &str, created: i64) -> Self {
+        let mode = if backend == client {
+            Mode::Relay(Relay { protocol: client, terminated: false, closed: false })
+        } else {
+            let ctx = EncodeCtx { model: model.to_string(), created };
+            Mode::Convert(Box::new(Pipeline {
+                decoder: decoder(backend),
+                encoder: encoder(client, ctx),
+                saw_tool_call: false,
+            }))
+        };
+        Self { parser: SseParser::new(), mode, backend, client, model: model.to_string() }
+    }
+
+    /// Feeds upstream bytes; returns the client frames they complete, in order.
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<Bytes> {
+        let events = self.parser.push(bytes);
+        match &mut self.mode {
+            Mode::Relay(r) => {
+                r.observe(&events);
+                if r.closed {
+                    Vec::new()
+                } else if r.protocol == Protocol::Gemini {
+                    events.iter().map(reframe_gemini).collect()
+                } else if bytes.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![Bytes::copy_from_slice(bytes)]
+                }
+            }
+            Mode::Convert(p) => p.run(&events),
+        }
+    }
+
+    /// The upstream ended normally: flushes a trailing event and adds missing terminators
+    /// (`data: [DONE]` for OpenAI Chat, `message_stop` for Anthropic, `response.completed` for
+    /// Responses when converting).
+    pub fn finish(&mut self) -> Vec<Bytes> {
+        let pending = self.parser.has_pending();
+        let events = self.parser.finish();
+        match &mut self.mode {
+            Mode::Relay(r) => {
+                let mut out = Vec::new();
+                if r.protocol == Protocol::Gemini {
+                    out.extend(events.iter().filter(|_| !r.closed).map(reframe_gemini));
+                } else if pending && !r.closed {
+                    out.push(Bytes::from_static(b"\n\n"));
+                }
+                r.observe(&events);
+                r.terminate(&mut out);
+                out
+            }
+            Mode::Convert(p) => {
+                let mut out = p.run(&events);
+                let mut ir = Vec::new();
+                p.decoder.finish(&mut ir);
+                p.encode_all(ir, &mut out);
+                p.encoder.finish(&mut out);
+                out
+            }
+        }
+    }
+
+    /// The upstream failed midway (connection reset, timeout…): an error event in the client
+    /// protocol, followed by the terminators the client still expects.
+    pub fn fail(&mut self, status: u16, message: &str) -> Vec<Bytes> {
+        match &mut self.mode {
+            Mode::Relay(r) => {
+                let mut out = Vec::new();
+                if self.parser.has_pending() && r.protocol != Protocol::Gemini {
+                    out.push(Bytes::from_static(b"\n\n"));
+                }
+                if !r.closed {
+                    out.push(stream_error_event(r.protocol, status, message));
+                    if r.protocol == Protocol::OpenAiChat {
+                        out.push(Bytes::from_static(b"data: [DONE]\n\n"));
+                    }
+                    r.closed = true;
+                }
+                out
+            }
+            Mode::Convert(p) => {
+                let mut out = Vec::new();
+                let ev = StreamEvent::Error { status, message: message.to_string() };
+                p.encoder.encode(ev, &mut out);
+                p.encoder.finish(&mut out);
+                out
+            }
+        }
+    }
+}
+
+impl Pipeline {
+    fn run(&mut self, events: &[SseEvent]) -> Vec<Bytes> {
+        let mut ir = Vec::new();
+        for ev in events {
+            self.decoder.decode(ev, &mut ir);
+        }
+        let mut out = Vec::new();
+        self.encode_all(ir, &mut out);
+        out
+    }
+
+    fn encode_all(&mut self, ir: Vec<StreamEvent>, out: &mut Vec<Bytes>) {
+        for ev in ir {
+            let ev = match ev {
+                StreamEvent::ToolCallStart { .. } => {
+                    self.saw_tool_call = true;
+                    ev
+                }
+                // Gemini and some OpenAI-compatible servers finish tool turns with a plain stop.
+                StreamEvent::Finish(FinishReason::Stop) if self.saw_tool_call => {
+                    StreamEvent::Finish(FinishReason::ToolCalls)
+                }
+                other => other,
+            };
+            self.encoder.encode(ev, out);
+        }
+    }
+}
+
+impl Relay {
+    fn observe(&mut self, events: &[SseEvent]) {
+        for ev in events {
+            let done = match self.protocol {
+                Protocol::OpenAiChat => ev.data.trim() == "[DONE]",
+                Protocol::Anthropic => {
+                    ev.event.as_deref() == Some("message_stop") || ev.data.contains("\"message_stop\"")
+                }
+                Protocol::OpenAiResponses | Protocol::Gemini => false,
+            };
+            self.terminated |= done;
+        }
+    }
+
+    fn terminate(&mut self, out: &mut Vec<Bytes>) {
+        if self.terminated || self.closed {
+            return;
+        }
+        self.closed = true;
+        match self.protocol {
+            Protocol::OpenAiChat => out.push(Bytes::from_static(b"data: [DONE]\n\n")),
+            Protocol::Anthropic => out.push(frame(Some("message_stop"), r#"{"type":"message_stop"}"#)),
+            Protocol::OpenAiResponses | Protocol::Gemini => {}
+        }
+    }
+}
+
+/// Gemini events are re-framed one by one rather than relayed as raw bytes, so that the Code
+/// Assist `{"response": …}` envelope of Gemini CLI / Antigravity backends can be removed.
+fn reframe_gemini(ev: &SseEvent) -> Bytes {
+    if ev.data.contains("\"response\"") {
+        if let Ok(v) = serde_json::from_str::<Value>(&ev.data) {
+            return frame(None, &super::code_assist::unwrap_response(&v).to_string());
+        }
+    }
+    frame(None, &ev.data)
+}
+
+/// A stand-alone error event in `client`'s stream format, for failures outside a converter.
+pub fn stream_error_event(client: Protocol, status: u16, message: &str) -> Bytes {
+    let (status, body) = error_body(client, status, message);
+    match client {
+        Protocol::OpenAiChat | Protocol::Gemini => frame(None, &body.to_string()),
+        Protocol::Anthropic => frame(Some("error"), &body.to_string()),
+        Protocol::OpenAiResponses => {
+            let data = serde_json::json!({
+                "type": "error",
+                "code": body["error"]["type"],
+                "message": message,
+                "param": null,
+                "status": status,
+            });
+            frame(Some("error"), &data.to_string())
+        }
+    }
+}
+
+fn decoder(backend: Protocol) -> Box<dyn StreamDecoder> {
+    match backend {
+        Protocol::OpenAiChat => Box::<openai_chat::stream_decode::Decoder>::default(),
+        Protocol::OpenAiResponses => Box::<responses::stream_decode::Decoder>::default(),
+        Protocol::Anthropic => Box::<anthropic::stream_decode::Decoder>::default(),
+        Protocol::Gemini => Box::<gemini::stream_decode::Decoder>::default(),
+    }
+}
+
+fn encoder(client: Protocol, ctx: EncodeCtx) -> Box<dyn StreamEncoder> {
+    match client {
+        Protocol::OpenAiChat => Box::new(openai_chat::stream_encode::Encoder::new(ctx)),
+        Protocol::OpenAiResponses => Box::new(responses::stream_encode::Encoder::new(ctx)),
+        Protocol::Anthropic => Box::new(anthropic::stream_encode::Encoder::new(ctx)),
+        Protocol::Gemini => Box::new(gemini::stream_encode::Encoder::new(ctx)),
+    }
+}
+
+/// Parses an event's JSON data; malformed events are logged and skipped, never fatal.
+pub(crate) fn parse_data(ev: &SseEvent) -> Option<Value> {
+    match serde_json::from_str(&ev.data) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::warn!(error = %e, len = ev.data.len(), "skipping SSE event with invalid JSON");
+            None
+        }
+    }
+}
+
+/// An error object embedded in a stream event of any protocol.
+pub(crate) fn upstream_error(o: &Obj) -> Option<StreamEvent> {
+    if let Some(e) = obj(o, "error") {
+        let status = e
+            .get("code")
+            .and_then(Value::as_u64)
+            .and_then(|c| u16::try_from(c).ok())
+            .unwrap_or_else(|| status_from_kind(text(e, "type").or_else(|| text(e, "status")).unwrap_or_default()));
+        let message = text(e, "message").unwrap_or("upstream error").to_string();
+        return Some(StreamEvent::Error { status, message });
+    }
+    if text(o, "type") == Some("error") {
+        let status = status_from_kind(text(o, "code").unwrap_or_default());
+        let message = text(o, "message").unwrap_or("upstream error").to_string();
+        return Some(StreamEvent::Error { status, message });
+    }
+    None
+}
