@@ -150,12 +150,14 @@ fn check_namespace(state: &State, t: &Target, obj: &mut Value, creating: bool) -
     if creating {
         match state.get(&ObjKey::new("namespaces", "", &t.ns)) {
             None => return Err(ApiError::NotFound { resource: "namespaces".into(), name: t.ns.clone() }),
-            Some(ns) if meta::is_deleting(ns) => return Err(ApiError::Forbidden(format!(
+            Some(ns) if meta::is_deleting(ns) => {
+                return Err(ApiError::Forbidden(format!(
                 "{} \"{}\" is forbidden: unable to create new content in namespace {} because it is being terminated",
                 t.rt.key(),
                 meta::name(obj),
                 t.ns
-            ))),
+            )))
+            }
             Some(_) => {}
         }
     }
@@ -204,10 +206,6 @@ pub fn create(state: &mut State, t: &Target, mut obj: Value, opts: &WriteOpts) -
 fn insert_new(state: &mut State, t: &Target, mut obj: Value, dry_run: bool) -> ApiResult<Value> {
     let name = assign_name(t, &mut obj)?;
     check_namespace(state, t, &mut obj, true)?;
-    let key = key(t, &name);
-    if state.get(&key).is_some() {
-        return Err(ApiError::AlreadyExists { resource: t.rt.key(), name });
-    }
     let m = meta::metadata_mut(&mut obj);
     for system in [
         "uid",
@@ -231,7 +229,12 @@ fn insert_new(state: &mut State, t: &Target, mut obj: Value, dry_run: bool) -> A
         }
     }
     let mut obj = present(&obj, t);
+    // Validation comes before the existence check, as on the real server.
     admission::admit(t, None, &mut obj)?;
+    let key = key(t, &name);
+    if state.get(&key).is_some() {
+        return Err(ApiError::AlreadyExists { resource: t.rt.key(), name });
+    }
     if dry_run {
         return Ok(obj);
     }

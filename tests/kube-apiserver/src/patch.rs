@@ -51,7 +51,7 @@ pub fn apply_patch(kind: PatchKind, current: &Value, body: &[u8]) -> ApiResult<V
                 .map_err(|e| bad(format!("the server rejected our request due to an error in our request: {e}")))?;
             let mut out = current.clone();
             // A failed `test` op (and any other failed op) is a 422 on the real server.
-            json_patch::patch(&mut out, &patch).map_err(|e| ApiError::Invalid {
+            json_patch_ops(&mut out, &patch).map_err(|e| ApiError::Invalid {
                 kind: String::new(),
                 group: String::new(),
                 name: String::new(),
@@ -71,6 +71,20 @@ pub fn apply_patch(kind: PatchKind, current: &Value, body: &[u8]) -> ApiResult<V
         }
         PatchKind::Apply => Err(ApiError::Internal("apply patches are handled by apply.rs".into())),
     }
+}
+
+/// Applies JSON patch operations one by one. Like the real server (Go's json-patch), a `test`
+/// of `null` passes when the path is absent; kube-rs's finalizer helper relies on that.
+fn json_patch_ops(doc: &mut Value, patch: &json_patch::Patch) -> Result<(), json_patch::PatchError> {
+    for op in &patch.0 {
+        if let json_patch::PatchOperation::Test(t) = op {
+            if t.value.is_null() && doc.pointer(t.path.as_str()).is_none() {
+                continue;
+            }
+        }
+        json_patch::patch(doc, std::slice::from_ref(op))?;
+    }
+    Ok(())
 }
 
 /// The merge key of a list field of the built-in kinds (`patchMergeKey` in their Go types).
