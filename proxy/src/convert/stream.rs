@@ -32,6 +32,9 @@ pub(crate) trait StreamEncoder: Send {
     fn encode(&mut self, ev: StreamEvent, out: &mut Vec<Bytes>);
     /// Emit the client protocol's terminators still owed; idempotent.
     fn finish(&mut self, out: &mut Vec<Bytes>);
+    /// Called after each batch of events from one `push`: emit anything held back only to
+    /// gather details arriving in the same upstream chunk.
+    fn flush(&mut self, _out: &mut Vec<Bytes>) {}
 }
 
 /// What encoders need to know beyond the events.
@@ -193,6 +196,7 @@ impl Pipeline {
         }
         let mut out = Vec::new();
         self.encode_all(ir, &mut out);
+        self.encoder.flush(&mut out);
         out
     }
 

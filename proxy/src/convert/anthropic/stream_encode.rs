@@ -21,6 +21,8 @@ enum Open {
 pub(crate) struct Encoder {
     ctx: EncodeCtx,
     id: Option<String>,
+    /// The upstream announced the message; `message_start` goes out at the end of that batch.
+    announced: bool,
     started: bool,
     /// The open content block and its index.
     open: Option<(Open, u64)>,
@@ -35,6 +37,7 @@ impl Encoder {
         Self {
             ctx,
             id: None,
+            announced: false,
             started: false,
             open: None,
             next_block: 0,
@@ -49,8 +52,8 @@ impl Encoder {
         out.push(frame(Some(&kind), &data.to_string()));
     }
 
-    /// `message_start` waits for the first content so that input usage reported alongside the
-    /// upstream's own start event is included.
+    /// `message_start` waits until the end of the upstream chunk that started the message (or
+    /// the first content), so that input usage reported alongside the start is included.
     fn ensure_started(&mut self, out: &mut Vec<Bytes>) {
         if self.started {
             return;
@@ -142,6 +145,7 @@ impl StreamEncoder for Encoder {
                 if self.id.is_none() {
                     self.id = id.filter(|i| !i.is_empty());
                 }
+                self.announced = true;
             }
             StreamEvent::Usage(u) => self.usage.merge(&u),
             StreamEvent::Finish(f) => self.finish = Some(f),
@@ -156,6 +160,12 @@ impl StreamEncoder for Encoder {
                 self.ensure_started(out);
                 self.encode_content(content, out);
             }
+        }
+    }
+
+    fn flush(&mut self, out: &mut Vec<Bytes>) {
+        if self.announced && !self.done {
+            self.ensure_started(out);
         }
     }
 

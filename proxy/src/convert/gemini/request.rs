@@ -309,7 +309,8 @@ fn encode_contents(messages: &[Message]) -> Vec<Value> {
                     let name = r.name.as_deref().or_else(|| names.get(r.call_id.as_str()).copied());
                     parts.push(encode_tool_result(r, name.unwrap_or_default()));
                     // Function responses carry no images; they follow as their own parts.
-                    trailing.extend(r.content.iter().filter_map(encode_input_part));
+                    trailing
+                        .extend(r.content.iter().filter(|c| matches!(c, Part::Image(_))).filter_map(encode_input_part));
                 }
                 other => parts.extend(encode_input_part(other)),
             }

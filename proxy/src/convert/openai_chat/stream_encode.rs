@@ -88,6 +88,8 @@ impl StreamEncoder for Encoder {
             StreamEvent::Error { status, message } => {
                 let (_, body) = client_error::error_body(Protocol::OpenAiChat, status, &message);
                 out.push(frame(None, &body.to_string()));
+                // Usage of a failed stream would be misleading; only `[DONE]` follows.
+                self.usage = Usage::default();
                 self.finish(out);
             }
             StreamEvent::End => self.finish(out),

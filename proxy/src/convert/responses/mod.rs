@@ -87,5 +87,5 @@ impl ResponseObject<'_> {
 pub(crate) fn item_id(prefix: &str, response_id: &str, n: usize) -> String {
     let base: String =
         response_id.rsplit('_').next().unwrap_or_default().chars().filter(char::is_ascii_alphanumeric).collect();
-    format!("{prefix}_{base}{n}")
+    format!("{prefix}_{base}_{n}")
 }

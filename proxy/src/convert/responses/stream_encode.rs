@@ -172,10 +172,10 @@ impl Encoder {
     }
 
     fn encode_content(&mut self, ev: StreamEvent, out: &mut Vec<Bytes>) {
-        let n = self.output_index();
         match ev {
             StreamEvent::TextDelta(t) => {
                 self.open_message(out);
+                let n = self.output_index();
                 let v = match &mut self.open {
                     Some(Item::Message { id, text }) => {
                         text.push_str(&t);
@@ -188,6 +188,7 @@ impl Encoder {
             }
             StreamEvent::ThinkingDelta(t) => {
                 self.open_reasoning(out);
+                let n = self.output_index();
                 let v = match &mut self.open {
                     Some(Item::Reasoning { id, text }) => {
                         text.push_str(&t);
@@ -200,6 +201,7 @@ impl Encoder {
             }
             StreamEvent::ToolCallStart { index, id, name } => self.open_call(index, id, name, out),
             StreamEvent::ToolCallArgs { index, delta } => {
+                let n = self.output_index();
                 let v = match &mut self.open {
                     Some(Item::Call { index: i, id, args, .. }) if *i == index => {
                         args.push_str(&delta);
