@@ -108,6 +108,13 @@ pub fn dotted<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
 
 /// Parses a request body as JSON, or as YAML when the content type says so.
 pub fn parse_body(body: &[u8], content_type: &str) -> ApiResult<Value> {
+    if content_type.contains("protobuf") || content_type.contains("cbor") {
+        // Typed clients (kubectl's `create secret`, client-go) may send protobuf; only JSON and YAML
+        // are understood here.
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "the body of the request was in an unsupported format ({content_type}); use application/json"
+        )));
+    }
     if content_type.contains("yaml") {
         serde_norway::from_slice::<Value>(body).map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))
     } else {

@@ -456,6 +456,11 @@ fn finish_update(
 
 /// DELETE of one object.
 pub fn delete(state: &mut State, t: &Target, name: &str, opts: &DeleteOpts) -> ApiResult<Deleted> {
+    if t.rt.key() == "namespaces" && ["default", "kube-system", "kube-public"].contains(&name) {
+        return Err(ApiError::Forbidden(format!(
+            "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+        )));
+    }
     let key = key(t, name);
     let obj = state.get(&key).cloned().ok_or_else(|| not_found(t, name))?;
     if let Some(uid) = &opts.uid {
