@@ -37,6 +37,7 @@ mod json;
 mod media;
 pub mod model;
 pub mod protocol;
+pub mod relay;
 mod request_util;
 mod schema;
 pub mod sse;
@@ -53,6 +54,7 @@ use serde_json::Value;
 pub use client_error::{conversion_error_body, convert_error, error_body, upstream_message};
 pub use error::ConvertError;
 pub use protocol::{backend_for_provider, Backend, Protocol};
+pub use relay::convert_stream;
 pub use stream::{stream_error_event, StreamConverter};
 pub use tokens::count_tokens;
 
