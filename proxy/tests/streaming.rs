@@ -271,3 +271,15 @@ fn usage_with_cached_tokens_reaches_every_client() {
         }
     }
 }
+
+#[test]
+fn only_the_first_openai_choice_is_converted() {
+    let upstream = concat!(
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":1,\"delta\":{\"content\":\"other\"}}]}\n\n",
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"mine\"}}]}\n\n",
+    );
+    let mut c = StreamConverter::new(Protocol::OpenAiChat, Protocol::Anthropic, "m");
+    let out = text(&c.push(upstream.as_bytes()));
+    assert!(out.contains(r#""text":"mine""#), "{out}");
+    assert!(!out.contains("other"), "{out}");
+}

@@ -5,6 +5,20 @@
 //! (only the model is renamed and missing stream terminators added), so nothing a client sends
 //! is lost when no conversion is needed.
 //!
+//! What crosses protocols: system prompts (`system` / `systemInstruction` / `developer` /
+//! `instructions`), user and assistant turns (consecutive same-role turns merged), text and
+//! images (data URLs ⇄ base64 sources ⇄ `inlineData`; remote URLs ⇄ `url` sources ⇄
+//! `fileData`), tools with their JSON schemas (cleaned for Gemini), tool choice and parallel
+//! tool use, tool calls and results (ids invented and paired for Gemini, which has none),
+//! thinking / reasoning (effort ⇄ budget), sampling limits, stop sequences, JSON output
+//! formats, finish reasons and usage including cached and reasoning tokens.
+//!
+//! What does not: hosted / server tools (web search, code execution…), audio and file inputs,
+//! Responses `previous_response_id` (rejected with [`ConvertError::Unsupported`]), `n > 1`,
+//! logprobs, Anthropic `cache_control` hints, and thinking signatures across vendors (unsigned
+//! thinking is dropped when replayed to Anthropic; Gemini thought signatures are not
+//! synthesised).
+//!
 //! Typical use by the HTTP layer:
 //! ```
 //! use poolgate_proxy::convert::{convert_request, convert_response, Protocol, StreamConverter};

@@ -38,7 +38,11 @@ impl StreamDecoder for Decoder {
                 model: text(o, "model").map(str::to_string),
             });
         }
-        let choice = arr(o, "choices").first().and_then(Value::as_object);
+        // Only choice 0 is converted (`n > 1` has no equivalent elsewhere).
+        let choice = arr(o, "choices")
+            .iter()
+            .filter_map(Value::as_object)
+            .find(|c| c.get("index").and_then(Value::as_u64).unwrap_or(0) == 0);
         if let Some(choice) = choice {
             self.decode_choice(choice, out);
         }
