@@ -128,6 +128,20 @@ impl Req {
         table::wants_table(self.header(header::ACCEPT)).then(|| IncludeObject::parse(self.param("includeObject")))
     }
 
+    /// Whether the client asked for `PartialObjectMetadata` (kube-rs metadata watches and patches).
+    fn metadata_only(&self) -> bool {
+        self.header(header::ACCEPT).split(',').any(|p| p.contains("as=PartialObjectMetadata"))
+    }
+
+    /// One object as the client asked for it.
+    fn shape(&self, obj: Value) -> Value {
+        if self.metadata_only() {
+            ops::partial(&obj)
+        } else {
+            obj
+        }
+    }
+
     fn dry_run(&self) -> bool {
         self.param("dryRun") == Some("All")
     }
@@ -249,19 +263,19 @@ fn resource(app: &App, p: Option<ResourcePath>, req: &Req) -> ApiResult<Response
                     let rv = meta::meta_str(&obj, "resourceVersion").unwrap_or("").to_string();
                     ok(&table::table(&t, &[obj], &rv, include))
                 }
-                None => ok(&obj),
+                None => ok(&req.shape(obj)),
             }
         }
         (&Method::POST, None) => {
             let body = meta::parse_body(&req.body, req.header(header::CONTENT_TYPE))?;
             let opts = write_opts(req, false, false);
             let created = ops::create(&mut app.state.lock(), &t, body, &opts)?;
-            Ok(json_response(StatusCode::CREATED, &created))
+            Ok(json_response(StatusCode::CREATED, &req.shape(created)))
         }
         (&Method::PUT, Some(name)) => {
             let body = meta::parse_body(&req.body, req.header(header::CONTENT_TYPE))?;
             let opts = write_opts(req, status, false);
-            ok(&ops::update(&mut app.state.lock(), &t, &name, body, &opts)?)
+            ok(&req.shape(ops::update(&mut app.state.lock(), &t, &name, body, &opts)?))
         }
         (&Method::PATCH, Some(name)) => {
             let kind = PatchKind::from_content_type(req.header(header::CONTENT_TYPE))?;
@@ -269,12 +283,12 @@ fn resource(app: &App, p: Option<ResourcePath>, req: &Req) -> ApiResult<Response
             let (obj, created) =
                 ops::patch(&mut app.state.lock(), &t, &name, kind, &req.body, &opts, req.flag("force"))?;
             let code = if created { StatusCode::CREATED } else { StatusCode::OK };
-            Ok(json_response(code, &obj))
+            Ok(json_response(code, &req.shape(obj)))
         }
         (&Method::DELETE, Some(name)) if !status => {
             let opts = delete_opts(req)?;
             match ops::delete(&mut app.state.lock(), &t, &name, &opts)? {
-                Deleted::Pending(obj) => ok(&obj),
+                Deleted::Pending(obj) => ok(&req.shape(obj)),
                 Deleted::Gone(obj) => ok(&json!({
                     "kind": "Status",
                     "apiVersion": "v1",
@@ -332,6 +346,11 @@ fn respond_list(t: &Target, listed: Value, req: &Req) -> ApiResult<Response> {
             }
             ok(&tbl)
         }
+        None if req.metadata_only() => {
+            let items: Vec<Value> = listed["items"].as_array().into_iter().flatten().map(ops::partial).collect();
+            ok(&json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
+                "metadata": listed["metadata"], "items": items}))
+        }
         None => ok(&listed),
     }
 }
@@ -350,6 +369,7 @@ fn watch(app: &App, t: Target, req: &Req) -> ApiResult<Response> {
         timeout,
         list: req.list_query()?,
         table: req.table(),
+        metadata_only: req.metadata_only(),
     };
     if q.send_initial_events && req.param("resourceVersionMatch") != Some("NotOlderThan") {
         return Err(ApiError::invalid(

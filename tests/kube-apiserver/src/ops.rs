@@ -90,6 +90,15 @@ pub fn present(obj: &Value, t: &Target) -> Value {
     out
 }
 
+/// An object reduced to `meta.k8s.io/v1` `PartialObjectMetadata`.
+pub fn partial(obj: &Value) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata").cloned().unwrap_or_else(|| json!({})),
+    })
+}
+
 fn key(t: &Target, name: &str) -> ObjKey {
     ObjKey::new(&t.rt.key(), &t.ns, name)
 }

@@ -98,8 +98,8 @@ fn type_ok(v: &Value, schema: &Value) -> bool {
 
 fn short(v: &Value) -> String {
     let s = v.to_string();
-    if s.len() > 80 {
-        format!("{}...", &s[..77])
+    if s.chars().count() > 80 {
+        format!("{}...", s.chars().take(77).collect::<String>())
     } else {
         s
     }

@@ -36,6 +36,8 @@ pub struct WatchQuery {
     pub list: ListQuery,
     /// `Some` when the client asked for Table events (kubectl get --watch).
     pub table: Option<IncludeObject>,
+    /// The client asked for `PartialObjectMetadata` objects.
+    pub metadata_only: bool,
 }
 
 /// Tuning shared by all watches.
@@ -82,6 +84,7 @@ impl Watcher {
                 table::table(&self.t, &[ops::present(obj, &self.t)], rv, include)
             }
             _ if etype == "ERROR" => obj.clone(),
+            _ if self.q.metadata_only => ops::partial(obj),
             _ => ops::present(obj, &self.t),
         };
         let mut line = match serde_json::to_vec(&json!({"type": etype, "object": object})) {
@@ -136,6 +139,12 @@ pub fn watch(
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Body, ApiError> {
     let begun = start(&state.lock(), &t, &q);
+    // Only an expired resourceVersion is reported inside the stream; other errors are plain HTTP.
+    let begun = match begun {
+        Err(e @ ApiError::Gone(_)) => Err(e),
+        Err(e) => return Err(e),
+        Ok(s) => Ok(s),
+    };
     let (tx, rx) = mpsc::channel(64);
     let w = Watcher { t, q, tx };
     tokio::spawn(async move {

@@ -177,3 +177,75 @@ async fn job_template_is_immutable() {
         jobs.patch("fixed", &kube::api::PatchParams::default(), &kube::api::Patch::Strategic(patch)).await.unwrap_err();
     assert!(matches!(err, kube::Error::Api(s) if s.code == 422 && s.message.contains("immutable")));
 }
+
+// ---- A Controller that owns Jobs (the operator's migration pattern) ----
+
+mod owning_controller {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use futures::StreamExt;
+    use k8s_openapi::api::batch::v1::Job;
+    use kube::api::{Api, Patch, PatchParams, PostParams};
+    use kube::runtime::controller::{Action, Controller};
+    use kube::runtime::watcher;
+    use kube::{Resource, ResourceExt};
+    use serde_json::json;
+
+    use super::common::{eventually, install_widgets, widget, Widget};
+    use super::{server, shell_job};
+
+    async fn reconcile(w: Arc<Widget>, client: Arc<kube::Client>) -> Result<Action, kube::Error> {
+        let ns = w.namespace().unwrap_or_default();
+        let jobs: Api<Job> = Api::namespaced((*client).clone(), &ns);
+        let name = format!("{}-migrate", w.name_any());
+        let job = match jobs.get_opt(&name).await? {
+            Some(j) => j,
+            None => {
+                let mut job = shell_job(&name, &format!("echo migrating size {}", w.spec.size), 0);
+                job.metadata.owner_references = Some(vec![w.controller_owner_ref(&()).expect("has uid")]);
+                jobs.create(&PostParams::default(), &job).await?
+            }
+        };
+        let done = job.status.and_then(|s| s.succeeded).unwrap_or(0) > 0;
+        let phase = if done { "Migrated" } else { "Migrating" };
+        let status = json!({"apiVersion": "test.poolgate.dev/v1", "kind": "Widget", "status": {"phase": phase}});
+        Api::<Widget>::namespaced((*client).clone(), &ns)
+            .patch_status(&w.name_any(), &PatchParams::apply("widget-ctl").force(), &Patch::Apply(status))
+            .await?;
+        Ok(Action::await_change())
+    }
+
+    fn error_policy(_: Arc<Widget>, _: &kube::Error, _: Arc<kube::Client>) -> Action {
+        Action::requeue(Duration::from_millis(200))
+    }
+
+    #[tokio::test]
+    async fn controller_owning_jobs_is_retriggered_by_job_completion() {
+        let server = server().await;
+        let client = server.client();
+        install_widgets(&client).await;
+        let widgets: Api<Widget> = Api::default_namespaced(client.clone());
+        let jobs: Api<Job> = Api::default_namespaced(client.clone());
+        let ctl = tokio::spawn(
+            Controller::new(widgets.clone(), watcher::Config::default())
+                .owns(jobs.clone(), watcher::Config::default())
+                .run(reconcile, error_policy, Arc::new(client.clone()))
+                .for_each(|_| async {}),
+        );
+        widgets.create(&PostParams::default(), &widget("mig", 7)).await.unwrap();
+        eventually(20, "status reaches Migrated after the Job completes", || {
+            let widgets = widgets.clone();
+            async move {
+                let w = widgets.get("mig").await.ok()?;
+                (w.status?.phase.as_deref() == Some("Migrated")).then_some(())
+            }
+        })
+        .await;
+        assert!(server.job_logs("default", "mig-migrate").contains("migrating size 7"));
+        // Deleting the owner garbage-collects the Job (background propagation).
+        widgets.delete("mig", &Default::default()).await.unwrap();
+        assert!(jobs.get_opt("mig-migrate").await.unwrap().is_none());
+        ctl.abort();
+    }
+}

@@ -543,3 +543,99 @@ async fn controller_reconciles_sample_crd_with_finalizer() {
     .await;
     controller.abort();
 }
+
+#[tokio::test]
+async fn recorder_publishes_and_aggregates_events() {
+    use k8s_openapi::api::events::v1::Event as K8sEvent;
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+    let server = TestApiServer::start().await;
+    let client = server.client();
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let target = cms.create(&PostParams::default(), &cm("evt", &[])).await.unwrap();
+    let recorder = Recorder::new(client.clone(), Reporter { controller: "test-ctl".into(), instance: None });
+    let ev = Event {
+        type_: EventType::Normal,
+        reason: "Synced".into(),
+        note: Some("ok".into()),
+        action: "Sync".into(),
+        secondary: None,
+    };
+    recorder.publish(&ev, &target.object_ref(&())).await.unwrap();
+    recorder.publish(&ev, &target.object_ref(&())).await.unwrap();
+    let events: Api<K8sEvent> = Api::default_namespaced(client);
+    let list = events.list(&ListParams::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1, "the second publish patches the first event into a series");
+    let e = &list.items[0];
+    assert_eq!((e.reason.as_deref(), e.series.as_ref().map(|s| s.count)), (Some("Synced"), Some(2)));
+    assert_eq!(e.regarding.as_ref().and_then(|r| r.name.as_deref()), Some("evt"));
+}
+
+#[tokio::test]
+async fn metadata_watcher_gets_partial_objects() {
+    let server = TestApiServer::start().await;
+    let secrets: Api<Secret> = Api::default_namespaced(server.client());
+    let mut s = Secret::default();
+    s.metadata.name = Some("meta".into());
+    s.string_data = Some(BTreeMap::from([("k".to_string(), "v".to_string())]));
+    secrets.create(&PostParams::default(), &s).await.unwrap();
+    let listed = secrets.list_metadata(&ListParams::default()).await.unwrap();
+    assert_eq!(listed.items.iter().map(|m| m.name_any()).collect::<Vec<_>>(), ["meta"]);
+    assert_eq!(listed.items[0].types.as_ref().map(|t| t.kind.as_str()), Some("PartialObjectMetadata"));
+    let stream = kube::runtime::metadata_watcher(secrets, watcher::Config::default()).applied_objects();
+    let first = within(10, "metadata watcher", stream.boxed().try_next()).await.unwrap().unwrap();
+    assert_eq!(first.name_any(), "meta");
+}
+
+#[tokio::test]
+async fn selector_watch_sees_objects_leave_and_enter() {
+    let server = TestApiServer::start().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
+    cms.create(&PostParams::default(), &cm("sel", &[("app", "on")])).await.unwrap();
+    let rv = cms.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
+    let relabel = |v: &'static str| json!({"metadata": {"labels": {"app": v}}});
+    cms.patch("sel", &PatchParams::default(), &Patch::Merge(relabel("off"))).await.unwrap();
+    cms.patch("sel", &PatchParams::default(), &Patch::Merge(relabel("on"))).await.unwrap();
+    let stream = cms.watch(&WatchParams::default().labels("app=on").timeout(5), &rv).await.unwrap();
+    let events: Vec<_> = within(10, "selector watch", stream.take(2).try_collect::<Vec<_>>()).await.unwrap();
+    assert!(matches!(events.as_slice(), [WatchEvent::Deleted(_), WatchEvent::Added(_)]), "{events:?}");
+}
+
+#[tokio::test]
+async fn malformed_requests_get_status_errors_not_panics() {
+    let server = TestApiServer::start().await;
+    let client = server.client();
+    install_widgets(&client).await;
+    let cases: &[(&str, &str, &str, &str, u16)] = &[
+        ("POST", "/api/v1/namespaces/default/configmaps", "application/json", "[1,2]", 400),
+        ("POST", "/api/v1/namespaces/default/configmaps", "application/json", r#"{"metadata":{"name":"Bad_Name"}}"#, 422),
+        ("POST", "/api/v1/namespaces/default/configmaps", "application/json", r#"{"kind":"Secret","metadata":{"name":"x"}}"#, 400),
+        ("POST", "/api/v1/namespaces/default/configmaps", "application/vnd.kubernetes.protobuf", "k8s\0", 415),
+        ("PATCH", "/api/v1/namespaces/default/configmaps/none", "application/merge-patch+json", "{}", 404),
+        ("PATCH", "/api/v1/namespaces/default/configmaps/none", "text/plain", "{}", 415),
+        ("PATCH", "/apis/test.poolgate.dev/v1/namespaces/default/widgets/w?fieldManager=m", "application/apply-patch+yaml", "- [unbalanced", 400),
+        ("PATCH", "/apis/test.poolgate.dev/v1/namespaces/default/widgets/w?fieldManager=m", "application/apply-patch+yaml", "spec: {size: 1}", 400),
+        ("PATCH", "/apis/test.poolgate.dev/v1/namespaces/default/widgets/w?fieldManager=m", "application/apply-patch+yaml", "apiVersion: test.poolgate.dev/v1\nkind: Widget\nspec: {size: \"\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\"}", 422),
+        ("PATCH", "/api/v1/namespaces/default/configmaps/none", "application/json-patch+json", r#"{"op":"x"}"#, 404),
+        ("GET", "/api/v1/namespaces/default/configmaps?labelSelector=a%20in%20b", "", "", 400),
+        ("GET", "/api/v1/namespaces/default/configmaps?limit=many", "", "", 400),
+        ("GET", "/api/v1/namespaces/default/configmaps?continue=garbage", "", "", 400),
+        ("GET", "/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=abc", "", "", 400),
+        ("GET", "/api/v1/namespaces/default/nothings", "", "", 404),
+        ("GET", "/apis/nogroup/v1", "", "", 404),
+        ("PUT", "/api/v1/namespaces/default/configmaps/a", "application/json", r#"{"metadata":{"name":"b"}}"#, 400),
+        ("DELETE", "/api/v1/namespaces/default/configmaps/a", "application/json", "not json", 400),
+        ("DELETE", "/api/v1/namespaces/default", "", "", 403),
+        ("POST", "/api/v1/namespaces/default/configmaps/a/status", "application/json", "{}", 404),
+    ];
+    for (method, path, ct, body, want) in cases {
+        let mut req = http::Request::builder().method(*method).uri(*path);
+        if !ct.is_empty() {
+            req = req.header("content-type", *ct);
+        }
+        let req = req.body(body.as_bytes().to_vec()).unwrap();
+        let err = client.request_text(req).await.expect_err(&format!("{method} {path} {body:?} must fail"));
+        let status = api_error(err);
+        assert_eq!(status.code, *want, "{method} {path} {body:?}: {}", status.message);
+        assert!(!status.reason.is_empty() && !status.message.is_empty());
+    }
+}
