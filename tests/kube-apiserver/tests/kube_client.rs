@@ -581,7 +581,8 @@ async fn metadata_watcher_gets_partial_objects() {
     let listed = secrets.list_metadata(&ListParams::default()).await.unwrap();
     assert_eq!(listed.items.iter().map(|m| m.name_any()).collect::<Vec<_>>(), ["meta"]);
     assert_eq!(listed.items[0].types.as_ref().map(|t| t.kind.as_str()), Some("PartialObjectMetadata"));
-    let stream = kube::runtime::metadata_watcher(secrets, watcher::Config::default()).applied_objects();
+    let partial: Api<kube::core::PartialObjectMeta<Secret>> = Api::default_namespaced(server.client());
+    let stream = watcher(partial, watcher::Config::default()).applied_objects();
     let first = within(10, "metadata watcher", stream.boxed().try_next()).await.unwrap().unwrap();
     assert_eq!(first.name_any(), "meta");
 }
