@@ -7,8 +7,8 @@
 
 use serde_json::{json, Value};
 
+use crate::delete::{self, Propagation};
 use crate::meta;
-use crate::ops::{self, Propagation};
 use crate::store::{ObjKey, State};
 
 /// The finalizer of an owner waiting for its dependents.
@@ -56,7 +56,7 @@ pub fn orphan_dependents(state: &mut State, uid: &str) {
 /// Foreground deletion: deletes the owner's dependents (in the background).
 pub fn delete_dependents(state: &mut State, uid: &str, removed: &mut Vec<(ObjKey, Value)>) {
     for key in dependents(state, uid) {
-        ops::delete_object(state, &key, Some(Propagation::Background), removed);
+        delete::delete_object(state, &key, Some(Propagation::Background), removed);
     }
 }
 
@@ -64,7 +64,7 @@ pub fn delete_dependents(state: &mut State, uid: &str, removed: &mut Vec<(ObjKey
 pub fn empty_namespace(state: &mut State, ns: &str, removed: &mut Vec<(ObjKey, Value)>) {
     let keys: Vec<ObjKey> = state.all().filter(|(k, _)| k.ns == ns).map(|(k, _)| k.clone()).collect();
     for key in keys {
-        ops::delete_object(state, &key, Some(Propagation::Background), removed);
+        delete::delete_object(state, &key, Some(Propagation::Background), removed);
     }
     finish_namespace(state, ns, removed);
 }
@@ -122,7 +122,7 @@ pub fn cascade(state: &mut State, mut queue: Vec<(ObjKey, Value)>) {
             if live_owner {
                 drop_owner_refs(state, &dep, &|u| u == uid);
             } else {
-                ops::delete_object(state, &dep, Some(Propagation::Background), &mut queue);
+                delete::delete_object(state, &dep, Some(Propagation::Background), &mut queue);
             }
         }
         for owner in meta::owner_uids(&obj) {

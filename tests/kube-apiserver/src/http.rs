@@ -12,10 +12,12 @@ use parking_lot::Mutex;
 use serde_json::{json, Value};
 
 use crate::admission::Target;
+use crate::delete::{self, DeleteOpts, Deleted, Propagation};
 use crate::discovery;
 use crate::error::{ApiError, ApiResult};
+use crate::list::{self, ListQuery};
 use crate::meta;
-use crate::ops::{self, DeleteOpts, Deleted, ListQuery, Propagation, WriteOpts};
+use crate::ops::{self, WriteOpts};
 use crate::patch::PatchKind;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::store::State;
@@ -249,7 +251,7 @@ fn resource(app: &App, p: Option<ResourcePath>, req: &Req) -> ApiResult<Response
     match (&req.method, p.name) {
         (&Method::GET, None) if req.flag("watch") => watch(app, t, req),
         (&Method::GET, None) => {
-            let listed = ops::list(&app.state.lock(), &t, &req.list_query()?)?;
+            let listed = list::list(&app.state.lock(), &t, &req.list_query()?)?;
             respond_list(&t, listed, req)
         }
         (&Method::GET, Some(name)) => {
@@ -287,7 +289,7 @@ fn resource(app: &App, p: Option<ResourcePath>, req: &Req) -> ApiResult<Response
         }
         (&Method::DELETE, Some(name)) if !status => {
             let opts = delete_opts(req)?;
-            match ops::delete(&mut app.state.lock(), &t, &name, &opts)? {
+            match delete::delete(&mut app.state.lock(), &t, &name, &opts)? {
                 Deleted::Pending(obj) => ok(&req.shape(obj)),
                 Deleted::Gone(obj) => ok(&json!({
                     "kind": "Status",
@@ -300,7 +302,7 @@ fn resource(app: &App, p: Option<ResourcePath>, req: &Req) -> ApiResult<Response
         }
         (&Method::DELETE, None) => {
             let opts = delete_opts(req)?;
-            let listed = ops::delete_collection(&mut app.state.lock(), &t, &req.list_query()?, &opts)?;
+            let listed = delete::delete_collection(&mut app.state.lock(), &t, &req.list_query()?, &opts)?;
             ok(&listed)
         }
         (m, _) => Err(ApiError::MethodNotAllowed(format!("method {m} is not supported here"))),

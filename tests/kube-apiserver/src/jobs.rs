@@ -30,8 +30,9 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::task::JoinHandle;
 
 use crate::admission::Target;
+use crate::delete::{self, Propagation};
 use crate::meta;
-use crate::ops::{self, Propagation, WriteOpts};
+use crate::ops::{self, WriteOpts};
 use crate::patch::PatchKind;
 use crate::store::{EventType, ObjKey, State};
 
@@ -287,7 +288,7 @@ impl JobRunner {
             let mut state = self.state.lock();
             if state.get(key).is_some_and(|j| meta::uid(j) == uid) {
                 let mut removed = Vec::new();
-                ops::delete_object(&mut state, key, Some(Propagation::Background), &mut removed);
+                delete::delete_object(&mut state, key, Some(Propagation::Background), &mut removed);
                 crate::gc::cascade(&mut state, removed);
             }
         }

@@ -65,12 +65,14 @@
 
 pub mod admission;
 pub mod apply;
+pub mod delete;
 pub mod discovery;
 pub mod error;
 pub mod fields;
 pub mod gc;
 pub mod http;
 pub mod jobs;
+pub mod list;
 pub mod meta;
 pub mod ops;
 pub mod patch;

@@ -182,7 +182,8 @@ pub fn builtins() -> Vec<ResourceType> {
             list_kind: format!("{}List", b.kind),
             namespaced: b.namespaced,
             short_names: b.short.iter().map(|s| s.to_string()).collect(),
-            categories: Vec::new(),
+            // `kubectl get all` lists the "all" category; of the built-ins here only Jobs are in it.
+            categories: if b.plural == "jobs" { vec!["all".to_string()] } else { Vec::new() },
             status_subresource: b.status,
             generation: b.generation,
             custom: None,

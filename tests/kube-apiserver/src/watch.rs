@@ -17,7 +17,8 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::admission::Target;
 use crate::error::ApiError;
-use crate::ops::{self, ListQuery};
+use crate::list::{self, ListQuery};
+use crate::ops;
 use crate::store::{Event, EventType, State, CRD_RES};
 use crate::table::{self, IncludeObject};
 
@@ -116,7 +117,7 @@ fn start(state: &State, t: &Target, q: &WatchQuery) -> Result<Start, ApiError> {
     let rv_param = q.resource_version.as_str();
     if q.send_initial_events || rv_param.is_empty() || rv_param == "0" {
         let list = ListQuery { limit: 0, continue_token: None, ..q.list.clone() };
-        let listed = ops::list(state, t, &list)?;
+        let listed = list::list(state, t, &list)?;
         let sub = state.subscribe(state.rv()).ok_or_else(|| ApiError::Internal("no subscription".into()))?;
         let initial = listed["items"].as_array().cloned().unwrap_or_default();
         return Ok(Start { initial, backlog: Vec::new(), rx: sub.rx, rv: sub.rv });
