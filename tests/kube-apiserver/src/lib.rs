@@ -5,43 +5,63 @@
 //! ```no_run
 //! # async fn demo() {
 //! use poolgate_kube_apiserver::TestApiServer;
-//! let server = TestApiServer::start().await;
+//!
+//! let server = TestApiServer::builder()
+//!     .job_image("poolgate/operator", "/path/to/target/debug/poolgate-operator")
+//!     .start()
+//!     .await
+//!     .expect("start");
 //! let client = server.client(); // a kube::Client, default namespace "default"
 //! // kubectl --kubeconfig <server.kubeconfig_path()> get ns
-//! # let _ = client;
+//! // ... create CRDs and objects, run the operator against `client` ...
+//! let logs = server.job_logs("default", "some-job");
+//! # let _ = (client, logs);
 //! # }
 //! ```
+//!
+//! The crate enables k8s-openapi's `v1_37` feature (the newest of k8s-openapi 0.29); crates that
+//! use it must enable the same one. The server reports itself as Kubernetes v1.37.
 //!
 //! # What it implements
 //!
 //! - **HTTP** on `127.0.0.1`, a free port (no TLS, no authentication, no authorization).
 //! - **Discovery**: `/version`, `/api`, `/api/v1`, `/apis`, `/apis/{group}`,
-//!   `/apis/{group}/{version}` (legacy documents; clients asking for aggregated discovery get
-//!   plain JSON and fall back). Built-in types: core `namespaces`, `secrets`, `configmaps`,
-//!   `events`; `events.k8s.io/v1` events; `batch/v1` jobs; `coordination.k8s.io/v1` leases;
+//!   `/apis/{group}/{version}` (legacy documents with namespaced, kind, verbs, short names,
+//!   categories, `status` subresources; clients asking for aggregated discovery get plain JSON and
+//!   fall back). Built-in types: core `namespaces`, `secrets`, `configmaps`, `events`;
+//!   `events.k8s.io/v1` events; `batch/v1` jobs; `coordination.k8s.io/v1` leases;
 //!   `apiextensions.k8s.io/v1` customresourcedefinitions. A CRD's resource is served as soon as
-//!   the CRD is created and disappears (with all its objects) when the CRD is deleted.
+//!   the CRD is created (its status says `Established` at once) and disappears, with all its
+//!   objects, when the CRD is deleted.
 //! - **OpenAPI**: `/openapi/v3` answers an index with no paths; `/openapi/v2` is 404. kubectl
 //!   works with `--validate=false` (and uses JSON merge patch for custom resources, as always).
 //! - **Verbs**: get, list (label selectors with the full set syntax, field selectors, `limit` /
 //!   `continue`), create (`generateName`, `dryRun=All`), update (409 on a stale
 //!   `resourceVersion`), delete (`propagationPolicy`, `preconditions`), deletecollection, patch as
-//!   JSON merge patch, JSON patch (with `test`), strategic merge patch for the built-in kinds (415
-//!   for custom resources, as the real server), and server-side apply (`fieldManager`, `force`,
-//!   409 conflicts with `FieldManagerConflict` causes), and the `status` subresource.
+//!   JSON merge patch, JSON patch (with `test`; a `test` of `null` passes on an absent path, as in
+//!   Go), strategic merge patch for the built-in kinds (merge keys of the fields they use; 415 for
+//!   custom resources, as the real server), server-side apply (`fieldManager`, `force`, 409
+//!   conflicts with `FieldManagerConflict` causes, removal of fields a manager stops applying),
+//!   and the `status` subresource (status writes change only status, other writes never do).
+//! - **Content types**: JSON (and YAML for apply). `Accept: ...;as=Table` gets server-side
+//!   `Table`s (CRD `additionalPrinterColumns`, a small JSONPath subset); `as=PartialObjectMetadata`
+//!   gets metadata-only objects, lists and watch events.
 //! - **Watch**: ADDED/MODIFIED/DELETED/BOOKMARK/ERROR as newline-delimited JSON, from a
 //!   `resourceVersion` (history replay) or from now with the current objects first,
-//!   `allowWatchBookmarks`, `sendInitialEvents` (with the `k8s.io/initial-events-end` bookmark),
-//!   `timeoutSeconds`, selectors (objects leaving a selector are sent as DELETED), and an ERROR
-//!   event with a 410 `Expired` Status for a compacted `resourceVersion`.
+//!   `allowWatchBookmarks` (a bookmark each idle second), `sendInitialEvents` (ending with the
+//!   `k8s.io/initial-events-end` bookmark), `timeoutSeconds` (default 30 min), selectors (objects
+//!   leaving a selector are sent as DELETED, entering as ADDED), and, as the real server, a 200
+//!   with one ERROR event carrying a 410 `Expired` Status for a compacted `resourceVersion`.
 //! - **Semantics**: one global, monotonically increasing resourceVersion; no-op writes do not
 //!   bump it; `uid`, `creationTimestamp`; `metadata.generation` bumped on changes outside
 //!   `metadata` (and outside `status` where status is a subresource) and when deletion starts;
 //!   finalizers (`deletionTimestamp`, no new finalizers while deleting, removal when the list
-//!   empties); owner-reference garbage collection (background, foreground, orphan); namespace
-//!   termination; CRD structural schemas (pruning, defaulting, validation of types, `required`,
+//!   empties); owner-reference garbage collection (background; foreground with the
+//!   `foregroundDeletion` finalizer; orphan; batch/v1 Jobs orphan by default); namespace
+//!   termination (`Terminating`, content deleted, 403 for new content; `default`, `kube-system`,
+//!   `kube-public` cannot be deleted); Secret `stringData`; Job defaults and template
+//!   immutability; CRD structural schemas (pruning, defaulting, validation of types, `required`,
 //!   `enum`, bounds) with 422 `Status` errors; `metav1.Status` bodies for every error.
-//! - **Tables**: `kubectl get` gets server-side `Table`s, using CRD `additionalPrinterColumns`.
 //! - **Jobs**: a runner that executes each Job's container as a local process; see [`jobs`].
 //!
 //! # Deliberate simplifications (where it differs from a real server)
@@ -58,10 +78,13 @@
 //!   owner references to objects that do not exist are not collected.
 //! - Deleting a CRD removes its objects at once, without waiting for their finalizers.
 //! - The two Event APIs (`v1` and `events.k8s.io/v1`) are stored separately.
+//! - Request bodies in protobuf or CBOR get 415: kubectl's imperative `create secret|configmap|
+//!   namespace|job` (typed clients sending protobuf) do not work; `kubectl apply -f` does.
 //! - No pods, deployments, services, RBAC, admission webhooks, CEL validation, `pattern`/`format`
-//!   checks, protobuf, or aggregated discovery. Updates (PUT) never create objects.
-//! - Job history for watch resumption is bounded (see [`Builder::watch_history`]);
-//!   [`TestApiServer::compact`] expires all of it on demand.
+//!   checks, field validation (`fieldValidation` is ignored), aggregated discovery, or TLS.
+//!   Updates (PUT) never create objects.
+//! - Event history for watch resumption is bounded (see [`Builder::watch_history`]);
+//!   [`TestApiServer::compact`] expires all of it on demand, like an etcd compaction.
 
 pub mod admission;
 pub mod apply;

@@ -175,6 +175,10 @@ async fn status_subresource_isolation_and_generation() {
     assert_eq!(applied.status, Some(WidgetStatus { phase: Some("Done".into()), observed_generation: Some(2) }));
     let entry = applied.managed_fields().iter().find(|m| m.manager.as_deref() == Some("ctl")).cloned().unwrap();
     assert_eq!(entry.subresource.as_deref(), Some("status"));
+    // Re-applying the same status is a no-op: no new resourceVersion, so no watch event.
+    let status = json!({"apiVersion": "test.poolgate.dev/v1", "kind": "Widget", "status": {"phase": "Done", "observedGeneration": 2}});
+    let same = widgets.patch_status("g", &PatchParams::apply("ctl").force(), &Patch::Apply(status)).await.unwrap();
+    assert_eq!(same.resource_version(), applied.resource_version());
 }
 
 #[tokio::test]
