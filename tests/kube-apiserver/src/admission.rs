@@ -39,7 +39,11 @@ impl Target {
 /// Defaults and validates `new` (with `old` on updates). Errors are 422s.
 pub fn admit(t: &Target, old: Option<&Value>, new: &mut Value) -> ApiResult<()> {
     match t.rt.key().as_str() {
-        "secrets" => secret(t, new),
+        "secrets" => {
+            secret(t, new)?;
+            immutable_data(t, old, new)
+        }
+        "configmaps" => immutable_data(t, old, new),
         "namespaces" => {
             namespace(new);
             Ok(())
@@ -73,6 +77,25 @@ fn secret(t: &Target, obj: &mut Value) -> ApiResult<()> {
         }
     }
     map.entry("type").or_insert_with(|| json!("Opaque"));
+    Ok(())
+}
+
+/// Secrets and ConfigMaps marked `immutable` keep their data (and stay immutable).
+fn immutable_data(t: &Target, old: Option<&Value>, new: &Value) -> ApiResult<()> {
+    let Some(old) = old.filter(|o| o.get("immutable").and_then(Value::as_bool) == Some(true)) else {
+        return Ok(());
+    };
+    for field in ["data", "binaryData", "immutable"] {
+        if old.get(field) != new.get(field) {
+            let name = meta::name(new);
+            return Err(t.invalid_one(
+                name,
+                field,
+                "FieldValueForbidden",
+                "Forbidden: field is immutable when `immutable` is set",
+            ));
+        }
+    }
     Ok(())
 }
 

@@ -449,6 +449,11 @@ async fn secrets_string_data_and_status_errors() {
     assert!(created.string_data.is_none());
     assert_eq!(created.data.unwrap()["password"].0, b"hunter2");
     assert_eq!(created.type_.as_deref(), Some("Opaque"));
+    let frozen = json!({"immutable": true});
+    secrets.patch("creds", &PatchParams::default(), &Patch::Merge(&frozen)).await.unwrap();
+    let change = json!({"stringData": {"password": "other"}});
+    let err = api_error(secrets.patch("creds", &PatchParams::default(), &Patch::Merge(&change)).await.unwrap_err());
+    assert_eq!(err.code, 422, "immutable secrets keep their data: {}", err.message);
 
     // Malformed bodies get a metav1.Status, not a panic or a plain-text error.
     let req = http::Request::post("/api/v1/namespaces/default/configmaps")
