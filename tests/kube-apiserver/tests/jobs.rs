@@ -176,6 +176,16 @@ async fn job_template_is_immutable() {
     let err =
         jobs.patch("fixed", &kube::api::PatchParams::default(), &kube::api::Patch::Strategic(patch)).await.unwrap_err();
     assert!(matches!(err, kube::Error::Api(s) if s.code == 422 && s.message.contains("immutable")));
+
+    // Server-side apply of the same Job again is a no-op (the operator's idempotent create).
+    let pp = kube::api::PatchParams::apply("operator").force();
+    let applied = shell_job("applied", "true", 0);
+    let first = jobs.patch("applied", &pp, &kube::api::Patch::Apply(&applied)).await.unwrap();
+    let again = jobs.patch("applied", &pp, &kube::api::Patch::Apply(&applied)).await.unwrap();
+    assert_eq!(first.metadata.uid, again.metadata.uid);
+    let changed = shell_job("applied", "false", 0);
+    let err = jobs.patch("applied", &pp, &kube::api::Patch::Apply(&changed)).await.unwrap_err();
+    assert!(matches!(err, kube::Error::Api(s) if s.code == 422));
 }
 
 // ---- A Controller that owns Jobs (the operator's migration pattern) ----
