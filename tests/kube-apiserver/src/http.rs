@@ -214,6 +214,11 @@ fn route(app: &App, path: &str, req: &Req) -> ApiResult<Response> {
         ["healthz"] | ["livez"] | ["readyz"] => {
             get_only(Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], "ok").into_response()))
         }
+        ["api" | "apis"] if discovery::wants_aggregated(req.header(header::ACCEPT)) => {
+            let doc = discovery::aggregated(&app.state.lock(), segs[0] == "api");
+            let body = serde_json::to_vec(&doc).unwrap_or_default();
+            get_only(Ok((StatusCode::OK, [(header::CONTENT_TYPE, discovery::AGGREGATED)], body).into_response()))
+        }
         ["api"] => get_only(ok(&discovery::core_versions())),
         ["apis"] => get_only(ok(&discovery::group_list(&app.state.lock()))),
         ["openapi", "v3"] => get_only(ok(&discovery::openapi_v3())),

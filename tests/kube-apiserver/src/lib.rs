@@ -27,8 +27,8 @@
 //! - **HTTP** on `127.0.0.1`, a free port (no TLS, no authentication, no authorization).
 //! - **Discovery**: `/version`, `/api`, `/api/v1`, `/apis`, `/apis/{group}`,
 //!   `/apis/{group}/{version}` (legacy documents with namespaced, kind, verbs, short names,
-//!   categories, `status` subresources; clients asking for aggregated discovery get plain JSON and
-//!   fall back). Built-in types: core `namespaces`, `secrets`, `configmaps`, `events`;
+//!   categories, `status` subresources), and aggregated discovery (`apidiscovery.k8s.io/v2`) at
+//!   `/api` and `/apis` for clients that ask for it (kubectl, kube-rs `run_aggregated`). Built-in types: core `namespaces`, `secrets`, `configmaps`, `events`;
 //!   `events.k8s.io/v1` events; `batch/v1` jobs; `coordination.k8s.io/v1` leases;
 //!   `apiextensions.k8s.io/v1` customresourcedefinitions. A CRD's resource is served as soon as
 //!   the CRD is created (its status says `Established` at once) and disappears, with all its
@@ -81,7 +81,7 @@
 //! - Request bodies in protobuf or CBOR get 415: kubectl's imperative `create secret|configmap|
 //!   namespace|job` (typed clients sending protobuf) do not work; `kubectl apply -f` does.
 //! - No pods, deployments, services, RBAC, admission webhooks, CEL validation, `pattern`/`format`
-//!   checks, field validation (`fieldValidation` is ignored), aggregated discovery, or TLS.
+//!   checks, field validation (`fieldValidation` is ignored), or TLS.
 //!   Updates (PUT) never create objects.
 //! - Event history for watch resumption is bounded (see [`Builder::watch_history`]);
 //!   [`TestApiServer::compact`] expires all of it on demand, like an etcd compaction.

@@ -287,6 +287,14 @@ async fn discovery_follows_crd_lifecycle() {
         .expect("widgets served");
     assert_eq!(ar.plural, "widgets");
     assert!(caps.subresources.iter().any(|(sub, _)| sub.plural == "status"));
+    let aggregated = Discovery::new(client.clone()).run_aggregated().await.unwrap();
+    let gvk = kube::api::GroupVersionKind::gvk("test.poolgate.dev", "v1", "Widget");
+    let (ar2, caps2) = aggregated.resolve_gvk(&gvk).expect("widgets in aggregated discovery");
+    assert_eq!((ar2.plural.as_str(), caps2.scope.clone()), ("widgets", kube::discovery::Scope::Namespaced));
+    let core = aggregated.resolve_gvk(&kube::api::GroupVersionKind::gvk("", "v1", "ConfigMap"));
+    assert!(core.is_some(), "core group served");
+    let jobs = aggregated.resolve_gvk(&kube::api::GroupVersionKind::gvk("batch", "v1", "Job"));
+    assert!(jobs.is_some_and(|(_, c)| c.subresources.iter().any(|(sub, _)| sub.plural == "status")));
 
     let widgets: Api<Widget> = Api::default_namespaced(client.clone());
     widgets.create(&PostParams::default(), &widget("d", 1)).await.unwrap();
