@@ -1,9 +1,9 @@
 //! Server-side apply (`application/apply-patch+yaml`): merge an applied configuration into the
 //! live object, track what each field manager applied, and report conflicts as 409.
 //!
-//! Simplifications: ownership is per map leaf with atomic lists (see `fields.rs`); fields an
-//! applier stops applying are removed unless another manager owns them; no type-aware merging of
-//! associative lists.
+//! Maps merge per key and associative lists per element (see `listkeys.rs`); fields (and list
+//! elements) an applier stops applying are removed unless another manager owns them. Other lists
+//! are atomic.
 
 use std::collections::BTreeSet;
 
@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult, Cause};
 use crate::fields::{self, Entry, FieldPath, Scope};
+use crate::listkeys::{self, ListKeys};
 use crate::meta;
 
 /// One apply request.
@@ -25,6 +26,8 @@ pub struct ApplyRequest<'a> {
     pub scope: Scope,
     /// apiVersion recorded in managed fields.
     pub api_version: &'a str,
+    /// Which lists are associative.
+    pub keys: ListKeys<'a>,
 }
 
 /// Restricts an applied configuration to what the scope may change.
@@ -54,6 +57,31 @@ fn scoped_config(config: &Value, scope: Scope) -> Value {
     out
 }
 
+/// Removes dropped fields. Key fields of list elements stay while the element has other fields;
+/// an element left with nothing but dropped keys goes as a whole (deepest elements first).
+fn remove_fields(obj: &mut Value, dropped: &BTreeSet<FieldPath>) {
+    let is_key_field =
+        |p: &FieldPath| p.len() >= 2 && listkeys::segment_keys(&p[p.len() - 2]).iter().any(|k| Some(k) == p.last());
+    for p in dropped.iter().filter(|p| !is_key_field(p)) {
+        meta::remove_at(obj, p);
+    }
+    let elements: BTreeSet<FieldPath> = dropped.iter().flat_map(element_prefixes).collect();
+    for e in elements.iter().rev() {
+        let keys = listkeys::segment_keys(e.last().map_or("", String::as_str));
+        let only_dropped_keys = meta::value_at(obj, e).and_then(Value::as_object).is_some_and(|m| {
+            m.keys().all(|k| keys.contains(k) && dropped.contains(&[e.as_slice(), &[k.clone()]].concat()))
+        });
+        if only_dropped_keys {
+            meta::remove_at(obj, e);
+        }
+    }
+}
+
+/// The prefixes of a path that end at an associative-list element.
+fn element_prefixes(p: &FieldPath) -> Vec<FieldPath> {
+    (1..=p.len()).filter(|&i| listkeys::is_element(&p[i - 1])).map(|i| p[..i].to_vec()).collect()
+}
+
 fn path_string(p: &FieldPath) -> String {
     format!(".{}", p.join("."))
 }
@@ -64,7 +92,7 @@ pub fn apply(current: Option<&Value>, req: ApplyRequest<'_>) -> ApiResult<Value>
     let mut config = req.config.clone();
     meta::strip_nulls(&mut config);
     let applied = scoped_config(&config, req.scope);
-    let applied_set = fields::leaves(&applied, req.scope);
+    let applied_set = fields::leaves(&applied, req.scope, &req.keys);
     let entry = |fields: BTreeSet<FieldPath>| Entry {
         manager: req.manager.to_string(),
         operation: "Apply".into(),
@@ -93,13 +121,15 @@ pub fn apply(current: Option<&Value>, req: ApplyRequest<'_>) -> ApiResult<Value>
     };
 
     let mut candidate = current.clone();
-    for p in previous.difference(&applied_set) {
-        // A field re-applied at the same or a deeper path is kept (the merge below rewrites it).
-        if !owned_by_others(p, &entries) && !applied_set.iter().any(|a| a.starts_with(p)) {
-            meta::remove_at(&mut candidate, p);
-        }
-    }
-    meta::deep_merge(&mut candidate, &applied);
+    // Fields the manager applied before and not now are removed, unless another manager owns them
+    // or they are re-applied at the same or a deeper path (the merge below rewrites those).
+    let dropped: BTreeSet<FieldPath> = previous
+        .difference(&applied_set)
+        .filter(|p| !owned_by_others(p, &entries) && !applied_set.iter().any(|a| a.starts_with(p)))
+        .cloned()
+        .collect();
+    remove_fields(&mut candidate, &dropped);
+    listkeys::merge(&mut candidate, &applied, &mut Vec::new(), &req.keys);
 
     let conflicts = find_conflicts(current, &candidate, &entries, &applied_set, req.manager);
     if !conflicts.is_empty() && !req.force {
@@ -164,7 +194,7 @@ mod tests {
     use super::*;
 
     fn req<'a>(config: Value, manager: &'a str, force: bool) -> ApplyRequest<'a> {
-        ApplyRequest { config, manager, force, scope: Scope::NoStatus, api_version: "v1" }
+        ApplyRequest { config, manager, force, scope: Scope::NoStatus, api_version: "v1", keys: ListKeys::Builtin }
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! Managed fields: which field manager owns which fields, kept in `metadata.managedFields` in the
 //! real `FieldsV1` format.
 //!
-//! Ownership is tracked per leaf of the object's map structure (`spec.a.b`); lists are atomic (a
-//! list is one leaf, so `x-kubernetes-list-type: map` lists are not merged per element).
+//! Ownership is tracked per leaf of the object's map structure (`spec.a.b`) and, inside
+//! associative lists (see `listkeys.rs`), per element field (`status.conditions.k:{"type":"Ready"}.status`).
+//! Other lists are atomic: one leaf each (sets, `v:` entries, are not modelled).
 
 use std::collections::BTreeSet;
 
 use serde_json::{json, Map, Value};
 
+use crate::listkeys::{self, ListKeys};
 use crate::meta;
 
 /// A field path: the map keys from the object root.
@@ -35,7 +37,7 @@ impl Scope {
 const OWNED_METADATA: &[&str] = &["labels", "annotations", "finalizers", "ownerReferences"];
 
 /// The leaf paths of an object that a write in `scope` can own.
-pub fn leaves(obj: &Value, scope: Scope) -> BTreeSet<FieldPath> {
+pub fn leaves(obj: &Value, scope: Scope, keys: &ListKeys<'_>) -> BTreeSet<FieldPath> {
     let mut out = BTreeSet::new();
     let Some(map) = obj.as_object() else {
         return out;
@@ -52,29 +54,48 @@ pub fn leaves(obj: &Value, scope: Scope) -> BTreeSet<FieldPath> {
         if k == "metadata" {
             for field in OWNED_METADATA {
                 if let Some(fv) = v.get(*field) {
-                    collect(fv, vec![k.clone(), field.to_string()], &mut out);
+                    collect(fv, vec![k.clone(), field.to_string()], keys, &mut out);
                 }
             }
         } else {
-            collect(v, vec![k.clone()], &mut out);
+            collect(v, vec![k.clone()], keys, &mut out);
         }
     }
     out
 }
 
-fn collect(v: &Value, path: FieldPath, out: &mut BTreeSet<FieldPath>) {
-    match v.as_object() {
-        Some(m) if !m.is_empty() => {
+fn collect(v: &Value, path: FieldPath, keys: &ListKeys<'_>, out: &mut BTreeSet<FieldPath>) {
+    match v {
+        Value::Object(m) if !m.is_empty() => {
             for (k, child) in m {
                 let mut p = path.clone();
                 p.push(k.clone());
-                collect(child, p, out);
+                collect(child, p, keys, out);
             }
         }
+        Value::Array(items) if !items.is_empty() => match element_segments(items, &path, keys) {
+            Some(segments) => {
+                for (seg, item) in segments.into_iter().zip(items) {
+                    let mut p = path.clone();
+                    p.push(seg);
+                    collect(item, p, keys, out);
+                }
+            }
+            None => {
+                out.insert(path);
+            }
+        },
         _ => {
             out.insert(path);
         }
     }
+}
+
+/// The element segments of an associative list, or `None` if the list is atomic (or an element
+/// lacks its keys, which makes the real server treat it as invalid; here it is atomic).
+fn element_segments(items: &[Value], path: &[String], keys: &ListKeys<'_>) -> Option<Vec<String>> {
+    let ks = keys.keys(path)?;
+    items.iter().map(|item| listkeys::segment(item, &ks)).collect()
 }
 
 /// Whether one path is a prefix of the other (they name overlapping parts of the object).
@@ -165,7 +186,8 @@ pub fn to_fields_v1(fields: &BTreeSet<FieldPath>) -> Value {
     for path in fields {
         let mut cur = &mut root;
         for key in path {
-            let next = cur.entry(format!("f:{key}")).or_insert_with(|| Value::Object(Map::new()));
+            let name = if listkeys::is_element(key) { key.clone() } else { format!("f:{key}") };
+            let next = cur.entry(name).or_insert_with(|| Value::Object(Map::new()));
             if !next.is_object() {
                 *next = Value::Object(Map::new());
             }
@@ -176,8 +198,10 @@ pub fn to_fields_v1(fields: &BTreeSet<FieldPath>) -> Value {
 }
 
 fn from_fields_v1(v: &Value, path: FieldPath, out: &mut BTreeSet<FieldPath>) {
-    let children: Vec<(&String, &Value)> =
-        v.as_object().map(|m| m.iter().filter(|(k, _)| k.starts_with("f:")).collect()).unwrap_or_default();
+    let children: Vec<(&String, &Value)> = v
+        .as_object()
+        .map(|m| m.iter().filter(|(k, _)| k.starts_with("f:") || listkeys::is_element(k)).collect())
+        .unwrap_or_default();
     if children.is_empty() {
         if !path.is_empty() {
             out.insert(path);
@@ -186,7 +210,7 @@ fn from_fields_v1(v: &Value, path: FieldPath, out: &mut BTreeSet<FieldPath>) {
     }
     for (k, child) in children {
         let mut p = path.clone();
-        p.push(k[2..].to_string());
+        p.push(k.strip_prefix("f:").unwrap_or(k).to_string());
         from_fields_v1(child, p, out);
     }
 }
@@ -194,9 +218,16 @@ fn from_fields_v1(v: &Value, path: FieldPath, out: &mut BTreeSet<FieldPath>) {
 /// Records a non-apply write (create, update, patch) by `manager`: it takes ownership of every
 /// field whose value it changed, other managers lose those fields, and removed fields are
 /// forgotten. Updates never conflict.
-pub fn track_update(old: Option<&Value>, new: &mut Value, manager: &str, scope: Scope, api_version: &str) {
+pub fn track_update(
+    old: Option<&Value>,
+    new: &mut Value,
+    manager: &str,
+    scope: Scope,
+    api_version: &str,
+    keys: &ListKeys<'_>,
+) {
     let mut entries = old.map(read).unwrap_or_default();
-    let changed: BTreeSet<FieldPath> = leaves(new, scope)
+    let changed: BTreeSet<FieldPath> = leaves(new, scope, keys)
         .into_iter()
         .filter(|p| old.and_then(|o| meta::value_at(o, p)) != meta::value_at(new, p))
         .collect();
@@ -253,15 +284,15 @@ mod tests {
             "spec": {"a": {"b": 1}, "l": [1], "e": {}},
             "status": {"s": 1}
         });
-        let all = leaves(&obj, Scope::All);
+        let all = leaves(&obj, Scope::All, &ListKeys::Builtin);
         assert!(all.contains(&p("metadata.labels.k")));
         assert!(all.contains(&p("spec.a.b")));
         assert!(all.contains(&p("spec.l")));
         assert!(all.contains(&p("spec.e")));
         assert!(all.contains(&p("status.s")));
         assert!(!all.iter().any(|x| x[0] == "apiVersion" || x.ends_with(&["uid".to_string()])));
-        assert!(!leaves(&obj, Scope::NoStatus).contains(&p("status.s")));
-        assert_eq!(leaves(&obj, Scope::Status).len(), 1);
+        assert!(!leaves(&obj, Scope::NoStatus, &ListKeys::Builtin).contains(&p("status.s")));
+        assert_eq!(leaves(&obj, Scope::Status, &ListKeys::Builtin).len(), 1);
     }
 
     #[test]
@@ -277,9 +308,9 @@ mod tests {
     #[test]
     fn update_takes_changed_fields_from_others() {
         let mut old = json!({"spec": {"a": 1, "b": 2}});
-        track_update(None, &mut old, "first", Scope::All, "v1");
+        track_update(None, &mut old, "first", Scope::All, "v1", &ListKeys::Builtin);
         let mut new = json!({"metadata": old["metadata"].clone(), "spec": {"a": 5, "b": 2}});
-        track_update(Some(&old), &mut new, "second", Scope::All, "v1");
+        track_update(Some(&old), &mut new, "second", Scope::All, "v1", &ListKeys::Builtin);
         let entries = read(&new);
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[0].fields, [p("spec.b")].into());

@@ -3,7 +3,8 @@
 //! emptying a terminating namespace.
 //!
 //! Unlike the real collector this runs synchronously inside the write that removed an object, so
-//! dependents are gone by the time the owner's DELETE returns.
+//! dependents are gone by the time the owner's DELETE returns; an object created with owner
+//! references to objects that no longer exist is deleted right after its creation.
 
 use serde_json::{json, Value};
 
@@ -100,6 +101,21 @@ fn release_foreground_owner(state: &mut State, owner_uid: &str, removed: &mut Ve
         meta::set_meta(&mut owner, "finalizers", json!(finalizers));
         state.put(key, owner);
     }
+}
+
+/// An object created with owner references whose owners are all gone is garbage at once (the real
+/// collector deletes it shortly after creation).
+pub fn collect_if_orphaned(state: &mut State, key: &ObjKey) {
+    let Some(obj) = state.get(key) else {
+        return;
+    };
+    let owners = meta::owner_uids(obj);
+    if owners.is_empty() || owners.iter().any(|u| find_by_uid(state, u).is_some()) {
+        return;
+    }
+    let mut removed = Vec::new();
+    delete::delete_object(state, key, Some(Propagation::Background), &mut removed);
+    cascade(state, removed);
 }
 
 /// Runs the consequences of removing objects: dependents whose owners are all gone are deleted,

@@ -68,14 +68,18 @@
 //!
 //! - Storage is in memory; all versions of a CRD share one stored form (conversion strategy
 //!   `None`), and `apiVersion` is rewritten to the requested version.
-//! - Managed fields: ownership is per map leaf; lists are atomic (associative lists are not
-//!   merged per key by apply). Fields are tracked in real `FieldsV1` form, without `.` markers.
+//! - Managed fields: ownership is per map leaf and, in associative lists (CRD
+//!   `x-kubernetes-list-type: map`; the built-ins' `containers`, `env`, `volumes`, `volumeMounts`,
+//!   `conditions`, `ownerReferences`, ...), per element field; all other lists (including sets
+//!   such as `finalizers`) are atomic. Fields are kept in real `FieldsV1` form (`f:`, `k:`),
+//!   without `.` markers. Different operations (Apply/Update) of one manager never conflict.
 //! - Lists always serve the latest state: `resourceVersion`/`resourceVersionMatch` on a list are
 //!   ignored, and a `continue` token pages through the current state (it expires, with 410, when
 //!   the history it started at is compacted).
 //! - Field selectors work on any dotted path (the real server allows only per-type fields).
-//! - Garbage collection runs synchronously inside the deleting request; objects created with
-//!   owner references to objects that do not exist are not collected.
+//! - Garbage collection runs synchronously inside the deleting request (dependents are gone when
+//!   the owner's DELETE returns); an object created with owner references only to objects that do
+//!   not exist is deleted right after its creation (its create still answers 201).
 //! - Deleting a CRD removes its objects at once, without waiting for their finalizers.
 //! - The two Event APIs (`v1` and `events.k8s.io/v1`) are stored separately.
 //! - Request bodies in protobuf or CBOR get 415: kubectl's imperative `create secret|configmap|
@@ -96,6 +100,7 @@ pub mod gc;
 pub mod http;
 pub mod jobs;
 pub mod list;
+pub mod listkeys;
 pub mod meta;
 pub mod ops;
 pub mod patch;

@@ -3,6 +3,7 @@
 use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ApiResult};
+use crate::listkeys;
 
 /// Now, as an RFC 3339 timestamp with second precision (the format of `metav1.Time`).
 pub fn now() -> String {
@@ -122,9 +123,12 @@ pub fn parse_body(body: &[u8], content_type: &str) -> ApiResult<Value> {
     }
 }
 
-/// A value at a field path (list of map keys).
+/// A value at a field path: map keys, and `k:{...}` segments for associative list elements.
 pub fn value_at<'a>(obj: &'a Value, path: &[String]) -> Option<&'a Value> {
-    path.iter().try_fold(obj, |v, k| v.as_object()?.get(k))
+    path.iter().try_fold(obj, |v, k| match v {
+        Value::Array(items) if listkeys::is_element(k) => items.iter().find(|e| listkeys::matches(e, k)),
+        _ => v.as_object()?.get(k),
+    })
 }
 
 /// Removes the value at a field path (no-op if absent).
@@ -134,13 +138,22 @@ pub fn remove_at(obj: &mut Value, path: &[String]) {
     };
     let mut cur = obj;
     for k in parents {
-        match cur.as_object_mut().and_then(|m| m.get_mut(k)) {
-            Some(next) => cur = next,
+        let next = match cur {
+            Value::Array(items) if listkeys::is_element(k) => items.iter_mut().find(|e| listkeys::matches(e, k)),
+            Value::Object(m) => m.get_mut(k),
+            _ => None,
+        };
+        match next {
+            Some(n) => cur = n,
             None => return,
         }
     }
-    if let Some(m) = cur.as_object_mut() {
-        m.remove(last);
+    match cur {
+        Value::Array(items) if listkeys::is_element(last) => items.retain(|e| !listkeys::matches(e, last)),
+        Value::Object(m) => {
+            m.remove(last);
+        }
+        _ => {}
     }
 }
 

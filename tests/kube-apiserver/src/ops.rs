@@ -9,6 +9,7 @@ use crate::apply::{self, ApplyRequest};
 use crate::error::{ApiError, ApiResult};
 use crate::fields::{self, Scope};
 use crate::gc;
+use crate::listkeys::ListKeys;
 use crate::meta;
 use crate::patch::{self, PatchKind};
 use crate::store::{ObjKey, State};
@@ -161,7 +162,7 @@ pub fn create(state: &mut State, t: &Target, mut obj: Value, opts: &WriteOpts) -
         return Err(ApiError::BadRequest("resourceVersion should not be set on objects to be created".into()));
     }
     let scope = opts.scope(t);
-    fields::track_update(None, &mut obj, &opts.manager, scope, &t.api_version());
+    fields::track_update(None, &mut obj, &opts.manager, scope, &t.api_version(), &ListKeys::for_target(t));
     insert_new(state, t, obj, opts.dry_run)
 }
 
@@ -201,7 +202,9 @@ fn insert_new(state: &mut State, t: &Target, mut obj: Value, dry_run: bool) -> A
     if dry_run {
         return Ok(obj);
     }
-    Ok(state.put(key, obj))
+    let stored = state.put(key.clone(), obj);
+    gc::collect_if_orphaned(state, &key);
+    Ok(stored)
 }
 
 /// PUT: replaces an object (or its status).
@@ -293,8 +296,14 @@ fn apply_patch(
     if rv.is_some() && rv != current.as_ref().and_then(|c| meta::meta_str(c, "resourceVersion")) {
         return Err(modified(t, name));
     }
-    let request =
-        ApplyRequest { config, manager: &opts.manager, force, scope: opts.scope(t), api_version: &t.api_version() };
+    let request = ApplyRequest {
+        config,
+        manager: &opts.manager,
+        force,
+        scope: opts.scope(t),
+        api_version: &t.api_version(),
+        keys: ListKeys::for_target(t),
+    };
     let mut candidate = apply::apply(current.as_ref(), request)?;
     match current {
         None if opts.status => Err(not_found(t, name)),
@@ -401,7 +410,7 @@ fn finish_update(
         meta::set_meta(&mut new, "generation", json!(gen + 1));
     }
     if track {
-        fields::track_update(Some(old), &mut new, &opts.manager, scope, &t.api_version());
+        fields::track_update(Some(old), &mut new, &opts.manager, scope, &t.api_version(), &ListKeys::for_target(t));
     }
     if fields::without_times(&present(old, t)) == fields::without_times(&new) {
         return Ok(present(old, t));

@@ -657,3 +657,55 @@ async fn malformed_requests_get_status_errors_not_panics() {
         assert!(!status.reason.is_empty() && !status.message.is_empty());
     }
 }
+
+#[tokio::test]
+async fn server_side_apply_merges_associative_lists_per_element() {
+    let server = TestApiServer::start().await;
+    let client = server.client();
+    let mut crd = <Widget as kube::CustomResourceExt>::crd();
+    let mut schema = serde_json::to_value(&crd.spec.versions[0].schema).unwrap();
+    schema["openAPIV3Schema"]["properties"]["status"]["properties"]["conditions"] = json!({
+        "type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"],
+        "items": {"type": "object", "required": ["type", "status"],
+                  "properties": {"type": {"type": "string"}, "status": {"type": "string"}}}
+    });
+    crd.spec.versions[0].schema = Some(serde_json::from_value(schema).unwrap());
+    Api::<CustomResourceDefinition>::all(client.clone()).create(&PostParams::default(), &crd).await.unwrap();
+    let widgets: Api<Widget> = Api::default_namespaced(client.clone());
+    widgets.create(&PostParams::default(), &widget("c", 1)).await.unwrap();
+    let raw: Api<kube::api::DynamicObject> =
+        Api::default_namespaced_with(client, &kube::api::ApiResource::erase::<Widget>(&()));
+    let cond = |t: &str, s: &str| {
+        json!({"apiVersion": "test.poolgate.dev/v1", "kind": "Widget",
+        "status": {"conditions": [{"type": t, "status": s}]}})
+    };
+    let ssa = |m: &str| PatchParams::apply(m);
+
+    raw.patch_status("c", &ssa("reconciler"), &Patch::Apply(cond("Ready", "True"))).await.unwrap();
+    let both = raw.patch_status("c", &ssa("migrator"), &Patch::Apply(cond("Migrated", "False"))).await.unwrap();
+    let types = |o: &kube::api::DynamicObject| -> Vec<(String, String)> {
+        o.data["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["type"].as_str().unwrap().to_string(), c["status"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    assert_eq!(types(&both), [("Ready".into(), "True".into()), ("Migrated".into(), "False".into())]);
+    let owned = both.managed_fields().iter().find(|m| m.manager.as_deref() == Some("migrator")).cloned().unwrap();
+    let fields = owned.fields_v1.unwrap().0;
+    assert!(fields.pointer("/f:status/f:conditions/k:{\"type\":\"Migrated\"}/f:status").is_some(), "{fields}");
+
+    // Another manager changing the migrator's element conflicts; the owner may change it freely.
+    let err = api_error(
+        raw.patch_status("c", &ssa("reconciler"), &Patch::Apply(cond("Migrated", "True"))).await.unwrap_err(),
+    );
+    assert_eq!(err.code, 409);
+    let updated = raw.patch_status("c", &ssa("migrator"), &Patch::Apply(cond("Migrated", "True"))).await.unwrap();
+    assert_eq!(types(&updated), [("Ready".into(), "True".into()), ("Migrated".into(), "True".into())]);
+
+    // The migrator stops applying conditions: only its element goes.
+    let none = json!({"apiVersion": "test.poolgate.dev/v1", "kind": "Widget", "status": {}});
+    let after = raw.patch_status("c", &ssa("migrator"), &Patch::Apply(none)).await.unwrap();
+    assert_eq!(types(&after), [("Ready".into(), "True".into())]);
+}
