@@ -69,7 +69,7 @@ fn remove_fields(obj: &mut Value, dropped: &BTreeSet<FieldPath>) {
     for e in elements.iter().rev() {
         let keys = listkeys::segment_keys(e.last().map_or("", String::as_str));
         let only_dropped_keys = meta::value_at(obj, e).and_then(Value::as_object).is_some_and(|m| {
-            m.keys().all(|k| keys.contains(k) && dropped.contains(&[e.as_slice(), &[k.clone()]].concat()))
+            m.keys().all(|k| keys.contains(k) && dropped.contains(&[e.as_slice(), std::slice::from_ref(k)].concat()))
         });
         if only_dropped_keys {
             meta::remove_at(obj, e);
