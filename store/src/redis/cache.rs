@@ -33,11 +33,28 @@ impl Default for Ttls {
 struct Slot {
     account: Option<Account>,
     epoch: u64,
+    at: Instant,
+}
+
+/// An instant old enough to be stale under any TTL.
+fn long_ago() -> Instant {
+    Instant::now().checked_sub(Duration::from_secs(24 * 3600)).unwrap_or_else(Instant::now)
 }
 
 struct Pool {
     slots: HashMap<String, Slot>,
     fetched: Option<Instant>,
+}
+
+impl Pool {
+    /// Marks everything stale (still served while Redis is down).
+    fn stale(&mut self) {
+        self.fetched = None;
+        let old = long_ago();
+        for s in self.slots.values_mut() {
+            s.at = old;
+        }
+    }
 }
 
 /// Accounts by pool type.
@@ -71,11 +88,11 @@ impl PoolCache {
     pub fn account(&self, pool: &str, uuid: &str, ttl: Option<Duration>) -> Option<Option<Account>> {
         let pools = self.pools.read();
         let p = pools.get(pool)?;
+        let fresh = |at: Instant| ttl.is_none_or(|t| at.elapsed() <= t);
         if let Some(s) = p.slots.get(uuid) {
-            return Some(s.account.clone());
+            return fresh(s.at).then(|| s.account.clone());
         }
-        let fresh = p.fetched.is_some_and(|f| ttl.is_none_or(|t| f.elapsed() <= t));
-        fresh.then_some(None)
+        p.fetched.is_some_and(fresh).then_some(None)
     }
 
     /// Stores a local write (or its authoritative result); newer than any refresh in flight.
@@ -83,7 +100,7 @@ impl PoolCache {
         let epoch = self.mark();
         let mut pools = self.pools.write();
         let p = pools.entry(pool.to_string()).or_insert_with(|| Pool { slots: HashMap::new(), fetched: None });
-        p.slots.insert(uuid.to_string(), Slot { account, epoch });
+        p.slots.insert(uuid.to_string(), Slot { account, epoch, at: Instant::now() });
     }
 
     /// Merges accounts fetched from Redis after `mark` was taken. With `full`, the fetch is the
@@ -109,20 +126,20 @@ impl PoolCache {
             if p.slots.get(&uuid).is_some_and(|s| keep(s, &uuid)) {
                 continue;
             }
-            p.slots.insert(uuid, Slot { account, epoch: mark });
+            p.slots.insert(uuid, Slot { account, epoch: mark, at: Instant::now() });
         }
     }
 
     /// Forgets a whole pool (it will be fetched again on next read).
     pub fn invalidate_pool(&self, pool: &str) {
         if let Some(p) = self.pools.write().get_mut(pool) {
-            p.fetched = None;
+            p.stale();
         }
     }
 
     pub fn invalidate_all(&self) {
         for p in self.pools.write().values_mut() {
-            p.fetched = None;
+            p.stale();
         }
         *self.types.write() = None;
     }
@@ -192,12 +209,12 @@ impl KvCache {
 
     pub fn invalidate(&self, key: &str) {
         if let Some(e) = self.map.write().get_mut(key) {
-            e.at = Instant::now() - Duration::from_secs(24 * 3600);
+            e.at = long_ago();
         }
     }
 
     pub fn invalidate_all(&self) {
-        let stale = Instant::now() - Duration::from_secs(24 * 3600);
+        let stale = long_ago();
         for e in self.map.write().values_mut() {
             e.at = stale;
         }

@@ -20,10 +20,13 @@ pub async fn run(shared: Arc<Shared>) {
                     // Messages sent while we were not subscribed are lost: treat all as stale.
                     shared.pools.invalidate_all();
                     shared.kv.invalidate_all();
+                    shared.subscribed.notify_waiters();
+                    shared.is_subscribed.store(true, std::sync::atomic::Ordering::SeqCst);
                     let mut stream = ps.on_message();
                     while let Some(msg) = stream.next().await {
                         handle(&shared, msg.get_payload_bytes()).await;
                     }
+                    shared.is_subscribed.store(false, std::sync::atomic::Ordering::SeqCst);
                     tracing::debug!("invalidation subscription ended");
                 }
             }

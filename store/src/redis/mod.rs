@@ -44,6 +44,8 @@ pub(crate) struct Shared {
     ttls: Ttls,
     writer_id: String,
     queue: Queue,
+    subscribed: tokio::sync::Notify,
+    is_subscribed: std::sync::atomic::AtomicBool,
 }
 
 /// Storage on Redis, shared by any number of processes.
@@ -79,6 +81,8 @@ impl RedisStore {
             ttls,
             writer_id: new_writer_id(),
             queue: Queue::new(capacity, 0),
+            subscribed: tokio::sync::Notify::new(),
+            is_subscribed: std::sync::atomic::AtomicBool::new(false),
         });
         if link.connect().await {
             tracing::info!(url = %link.settings.redacted_url(), prefix = %shared.keys.prefix(), "storage: Redis");
@@ -89,12 +93,38 @@ impl RedisStore {
                 "storage: Redis configured but unreachable; starting DEGRADED (cache empty, writes queued) and retrying"
             );
         }
+        let waiter = shared.clone();
+        let subscribed = waiter.subscribed.notified();
         let tasks = vec![
             tokio::spawn(link.clone().monitor()),
             tokio::spawn(writer::run(shared.clone())),
             tokio::spawn(events::run(shared.clone())),
         ];
+        if link.is_connected() {
+            // Serve nothing from cache before we can hear about other processes' changes.
+            if !waiter.is_subscribed.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ = tokio::time::timeout(link.settings.connect_timeout, subscribed).await;
+            }
+        }
         Ok(Self { shared, tasks })
+    }
+
+    /// Connects or fails (for CLI tools, which must not start degraded).
+    pub async fn open_connected(settings: RedisSettings) -> Result<Self> {
+        let store = Self::open(settings).await?;
+        if !store.shared.link.is_connected() {
+            return Err(store.shared.link.unavailable());
+        }
+        Ok(store)
+    }
+
+    /// True when anything poolgate writes exists under the prefix (EXISTS, never KEYS).
+    pub async fn has_data(&self) -> Result<bool> {
+        let k = &self.shared.keys;
+        let n: i64 = self
+            .query(redis::cmd("EXISTS").arg(k.config()).arg(k.pool_types()).arg(k.meta()).arg(k.password()))
+            .await?;
+        Ok(n > 0)
     }
 
     pub fn keys(&self) -> &Keys {

@@ -252,21 +252,25 @@ pub async fn run(shared: std::sync::Arc<Shared>) {
         }
         if !shared.link.is_connected() {
             release_waiters_as_queued(&shared);
-            shared.link.wait_up(Duration::from_millis(500)).await;
+            let work = shared.queue.work.notified();
+            tokio::select! {
+                _ = shared.link.wait_up(Duration::from_millis(500)) => {}
+                _ = work => {}
+            }
             continue;
         }
         flush_inflight(&shared).await;
     }
 }
 
-/// Tells callers waiting on the in-flight batch that their writes are queued.
+/// Tells every caller still waiting that its write is queued (Redis is down).
 fn release_waiters_as_queued(shared: &Shared) {
-    let mut s = shared.queue.state.lock();
-    if let Some(b) = s.inflight.as_mut() {
-        for e in &mut b.entries {
-            for w in e.waiters.drain(..) {
-                let _ = w.send(Ok(Applied::Queued));
-            }
+    let mut guard = shared.queue.state.lock();
+    let s = &mut *guard;
+    let inflight = s.inflight.iter_mut().flat_map(|b| b.entries.iter_mut());
+    for e in inflight.chain(s.pending.iter_mut()) {
+        for w in e.waiters.drain(..) {
+            let _ = w.send(Ok(Applied::Queued));
         }
     }
 }
