@@ -89,17 +89,23 @@ impl FileStore {
     /// overwritten).
     pub async fn open(dir: impl Into<PathBuf>) -> Result<Self> {
         let dir = dir.into();
-        let mut st = State::default();
-        st.config = atomic::read_json(&dir.join(paths::CONFIG)).await?;
-        if let Some(v) = atomic::read_json(&dir.join(paths::POOLS)).await? {
-            st.pools = parse_pools(&v, &dir.join(paths::POOLS))?;
-        }
-        st.password = atomic::read(&dir.join(paths::PASSWORD)).await?.map(|s| s.trim().to_string());
-        if let Some(v) = atomic::read_json(&dir.join(paths::SESSIONS)).await? {
-            st.sessions = parse_sessions(&v, &dir.join(paths::SESSIONS))?;
-        }
-        st.usage = atomic::read_json(&dir.join(paths::USAGE)).await?;
-        st.plugins = atomic::read_json(&dir.join(paths::PLUGINS)).await?;
+        let pools = match atomic::read_json(&dir.join(paths::POOLS)).await? {
+            Some(v) => parse_pools(&v, &dir.join(paths::POOLS))?,
+            None => IndexMap::new(),
+        };
+        let sessions = match atomic::read_json(&dir.join(paths::SESSIONS)).await? {
+            Some(v) => parse_sessions(&v, &dir.join(paths::SESSIONS))?,
+            None => BTreeMap::new(),
+        };
+        let st = State {
+            config: atomic::read_json(&dir.join(paths::CONFIG)).await?,
+            pools,
+            password: atomic::read(&dir.join(paths::PASSWORD)).await?.map(|s| s.trim().to_string()),
+            sessions,
+            usage: atomic::read_json(&dir.join(paths::USAGE)).await?,
+            plugins: atomic::read_json(&dir.join(paths::PLUGINS)).await?,
+            ..State::default()
+        };
         let inner =
             Arc::new(Inner { dir, state: Mutex::new(st), io: tokio::sync::Mutex::new(()), wake: Notify::new() });
         let flusher = tokio::spawn(flush_loop(inner.clone()));
