@@ -76,9 +76,39 @@ impl Keys {
     pub fn writer_seq(&self, writer_id: &str) -> String {
         self.key(&format!("writer:{writer_id}"))
     }
+    /// Prefix shared by every token key (`{p}tokens:`), for SCAN and key parsing.
+    pub fn tokens_prefix(&self) -> String {
+        self.key("tokens:")
+    }
+    /// Prefix shared by every session key (`{p}sessions:`), for SCAN and key parsing.
+    pub fn sessions_prefix(&self) -> String {
+        self.key("sessions:")
+    }
+    /// `(type, uuid)` of a token key built by [`Keys::token`]; `None` for any other key.
+    pub fn parse_token(&self, key: &str) -> Option<(String, String)> {
+        let rest = key.strip_prefix(&self.tokens_prefix())?;
+        let (t, u) = rest.split_once(':')?;
+        (!t.is_empty() && !u.is_empty()).then(|| (t.to_string(), u.to_string()))
+    }
     /// poolgate addition: pub/sub channel carrying cache invalidations.
     pub fn events_channel(&self) -> String {
         self.key("events")
+    }
+    /// poolgate addition: `{p}slots:{type}:{uuid}`, zset of concurrency-slot holders → lease expiry.
+    pub fn slots(&self, provider_type: &str, uuid: &str) -> String {
+        self.key(&format!("slots:{provider_type}:{uuid}"))
+    }
+    /// poolgate addition: `{p}slot-queue:{type}:{uuid}`, zset of waiting holders in arrival order.
+    pub fn slot_queue(&self, provider_type: &str, uuid: &str) -> String {
+        self.key(&format!("slot-queue:{provider_type}:{uuid}"))
+    }
+    /// poolgate addition: `{p}slot-queue-exp:{type}:{uuid}`, hash waiter → expiry (and `#seq`).
+    pub fn slot_queue_expiry(&self, provider_type: &str, uuid: &str) -> String {
+        self.key(&format!("slot-queue-exp:{provider_type}:{uuid}"))
+    }
+    /// poolgate addition: `{p}lease:{name}`, a named lease holding its owner id.
+    pub fn lease(&self, name: &str) -> String {
+        self.key(&format!("lease:{name}"))
     }
 }
 

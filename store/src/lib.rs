@@ -5,6 +5,7 @@
 //! reference's files, the single-machine default). See `docs/architecture.md`.
 
 pub mod account;
+pub mod coord;
 pub mod error;
 pub mod file;
 pub mod keys;
@@ -19,6 +20,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use account::{Account, AccountOps, ErrorEvent};
+pub use coord::{SlotGrant, SlotRequest};
 pub use error::{Result, StoreError};
 pub use file::FileStore;
 pub use keys::Keys;

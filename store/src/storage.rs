@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use crate::account::{runtime, Account, AccountOps, ErrorEvent};
+use crate::coord::{SlotGrant, SlotRequest};
 use crate::error::Result;
 use crate::model::{AccountSpec, Applied, ApplyReport, CasOutcome, Session, StorageKind, StorageStatus};
 use crate::time::iso_now;
@@ -77,6 +78,15 @@ pub trait Storage: Send + Sync {
     async fn set_plugins(&self, plugins: &Value) -> Result<Applied>;
     async fn get_metadata(&self) -> Result<BTreeMap<String, String>>;
     async fn set_metadata(&self, fields: &BTreeMap<String, String>) -> Result<Applied>;
+
+    // -- cross-replica coordination (poolgate additions; see `coord`) ------------------------
+    /// Takes (or renews, or waits in line for) a concurrency slot of one account, shared by
+    /// every replica. One server round trip.
+    async fn acquire_slot(&self, pool: &str, uuid: &str, req: &SlotRequest) -> Result<SlotGrant>;
+    /// Frees the holder's slot or queue place (idempotent).
+    async fn release_slot(&self, pool: &str, uuid: &str, holder: &str) -> Result<()>;
+    /// Takes the lease `name` for `ttl` unless it is live (held by anyone, including `owner`).
+    async fn try_lease(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool>;
 
     // -- lifecycle -------------------------------------------------------------------------
     fn status(&self) -> StorageStatus;

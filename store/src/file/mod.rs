@@ -76,6 +76,8 @@ struct Inner {
 pub struct FileStore {
     inner: Arc<Inner>,
     flusher: tokio::task::JoinHandle<()>,
+    /// Concurrency slots and leases (in memory: one process).
+    coord: crate::coord::LocalCoord,
 }
 
 impl Drop for FileStore {
@@ -109,7 +111,7 @@ impl FileStore {
         let inner =
             Arc::new(Inner { dir, state: Mutex::new(st), io: tokio::sync::Mutex::new(()), wake: Notify::new() });
         let flusher = tokio::spawn(flush_loop(inner.clone()));
-        Ok(Self { inner, flusher })
+        Ok(Self { inner, flusher, coord: Default::default() })
     }
 
     pub fn dir(&self) -> &Path {
@@ -494,6 +496,19 @@ impl Storage for FileStore {
     async fn set_metadata(&self, fields: &BTreeMap<String, String>) -> Result<Applied> {
         self.inner.state.lock().meta.extend(fields.clone());
         Ok(Applied::Done(()))
+    }
+
+    async fn acquire_slot(&self, pool: &str, uuid: &str, req: &crate::SlotRequest) -> Result<crate::SlotGrant> {
+        Ok(self.coord.acquire_slot(pool, uuid, req))
+    }
+
+    async fn release_slot(&self, pool: &str, uuid: &str, holder: &str) -> Result<()> {
+        self.coord.release_slot(pool, uuid, holder);
+        Ok(())
+    }
+
+    async fn try_lease(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool> {
+        Ok(self.coord.try_lease(name, owner, ttl))
     }
 
     fn status(&self) -> StorageStatus {

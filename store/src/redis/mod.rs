@@ -2,9 +2,11 @@
 //! per-process read cache kept fresh by pub/sub, and a write queue that rides out outages.
 
 mod cache;
+mod coord;
 mod events;
 mod link;
 mod scripts;
+pub mod bulk;
 mod writer;
 
 use std::collections::{BTreeMap, HashSet};
@@ -634,6 +636,18 @@ impl Storage for RedisStore {
     async fn set_metadata(&self, fields: &BTreeMap<String, String>) -> Result<Applied> {
         let w = Write::HSet { key: self.shared.keys.meta(), fields: fields.clone() };
         Ok(self.submit(w).await?.map(|_| ()))
+    }
+
+    async fn acquire_slot(&self, pool: &str, uuid: &str, req: &crate::SlotRequest) -> Result<crate::SlotGrant> {
+        coord::acquire_slot(&self.shared, pool, uuid, req).await
+    }
+
+    async fn release_slot(&self, pool: &str, uuid: &str, holder: &str) -> Result<()> {
+        coord::release_slot(&self.shared, pool, uuid, holder).await
+    }
+
+    async fn try_lease(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool> {
+        coord::try_lease(&self.shared, name, owner, ttl).await
     }
 
     fn status(&self) -> StorageStatus {
