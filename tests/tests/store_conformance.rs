@@ -252,3 +252,20 @@ async fn sessions_config_password_usage_plugins_metadata() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn replace_pool_swaps_the_whole_pool_and_registers_the_type() {
+    both(|s| async move {
+        done(s.add_account("forward-api", account(json!({"uuid": "old"}))).await.expect("add"));
+        let new = vec![account(json!({"uuid": "n1", "usageCount": 4})), account(json!({"uuid": "n2", "x": []}))];
+        s.replace_pool("forward-api", new).await.expect("replace");
+        let pool = s.get_pool("forward-api").await.expect("pool");
+        let mut uuids: Vec<&str> = pool.iter().map(|a| a.uuid()).collect();
+        uuids.sort();
+        assert_eq!(uuids, vec!["n1", "n2"]);
+        assert_eq!(s.get_account("forward-api", "n1").await.expect("n1").usage_count(), 4);
+        s.replace_pool("claude-custom", vec![account(json!({"uuid": "c"}))]).await.expect("replace");
+        assert_eq!(s.list_pool_types().await.expect("types"), vec!["claude-custom", "forward-api"]);
+    })
+    .await;
+}
