@@ -152,7 +152,9 @@ async fn main() -> Result<()> {
     match out {
         Ok(o) => {
             println!("\nredis-benchmark -q -n 100000 -c 50 -t set,get,incr (same server):");
-            for line in String::from_utf8_lossy(&o.stdout).split(['\r', '\n']).filter(|l| l.contains("requests per second")) {
+            for line in
+                String::from_utf8_lossy(&o.stdout).split(['\r', '\n']).filter(|l| l.contains("requests per second"))
+            {
                 println!("    {}", line.trim());
             }
         }
