@@ -15,6 +15,7 @@ pub mod redis;
 pub mod settings;
 pub mod storage;
 pub mod time;
+pub mod transfer;
 
 use std::path::PathBuf;
 use std::sync::Arc;

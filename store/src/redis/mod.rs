@@ -1,12 +1,12 @@
 //! The Redis backend: keys as the reference (§4), every change one server-side script, a
 //! per-process read cache kept fresh by pub/sub, and a write queue that rides out outages.
 
+pub mod bulk;
 mod cache;
 mod coord;
 mod events;
 mod link;
 mod scripts;
-pub mod bulk;
 mod writer;
 
 use std::collections::{BTreeMap, HashSet};
@@ -143,8 +143,7 @@ impl RedisStore {
     }
 
     async fn submit(&self, write: Write) -> Result<Applied<Outcome>> {
-        optimistic(&self.shared, &write);
-        let rx = self.shared.queue.push(write)?;
+        let rx = self.shared.queue.push_then(write, |w| optimistic(&self.shared, w))?;
         rx.await.map_err(|_| StoreError::Unavailable("storage writer stopped".into()))?
     }
 
