@@ -276,6 +276,8 @@ async fn degraded_mode_serves_cache_queues_writes_and_replays_them() {
     let over = s.set_plugins(&json!({"plugins": {}})).await;
     assert!(matches!(over, Err(StoreError::QueueFull { capacity: 4 })), "{over:?}");
     assert_eq!(s.status().queue_overflows, 1);
+    let rejected = s.get_plugins().await;
+    assert!(!matches!(&rejected, Ok(Some(v)) if *v == json!({"plugins": {}})), "a rejected write is not visible: {rejected:?}");
 
     server.restart().expect("restart");
     assert!(s.wait_connected(Duration::from_secs(10)).await);

@@ -174,9 +174,21 @@ impl Queue {
 
     /// Enqueues a write; the receiver yields its outcome (or `Queued` if Redis is down).
     pub fn push(&self, write: Write) -> Result<oneshot::Receiver<Result<Applied<Outcome>>>> {
+        self.push_then(write, |_| {})
+    }
+
+    /// Like [`Queue::push`], running `accepted` under the queue lock once the write is in the
+    /// queue (and only then), before the flush task can take it.
+    pub fn push_then(
+        &self,
+        write: Write,
+        accepted: impl FnOnce(&Write),
+    ) -> Result<oneshot::Receiver<Result<Applied<Outcome>>>> {
         let (tx, rx) = oneshot::channel();
         {
             let mut s = self.state.lock();
+            accepted_check(&mut s, self.capacity, &write)?;
+            accepted(&write);
             // Only the newest pending entry for the same target may absorb the write; anything
             // else would reorder it around a different kind of write (e.g. a delete).
             let key = target(&write);
@@ -186,7 +198,7 @@ impl Queue {
                     e.absorb(&write);
                     e.waiters.push(tx);
                 }
-                _ => push_new(&mut s, self.capacity, write, tx)?,
+                _ => s.pending.push_back(Entry { write, waiters: vec![tx] }),
             }
         }
         self.work.notify_one();
@@ -209,14 +221,19 @@ impl Queue {
     }
 }
 
-fn push_new(s: &mut State, capacity: usize, write: Write, tx: Waiter) -> Result<()> {
+/// Rejects a write that would need a new entry in a full queue (merges are always accepted).
+fn accepted_check(s: &mut State, capacity: usize, write: &Write) -> Result<()> {
+    let key = target(write);
+    let merges = s.pending.iter().rev().find(|e| target(&e.write) == key).is_some_and(|e| e.absorb_ok(write));
+    if merges {
+        return Ok(());
+    }
     let queued = s.pending.len() + s.inflight.as_ref().map_or(0, |b| b.entries.len());
     if queued >= capacity {
         s.overflows += 1;
         tracing::error!(capacity, "write queue full: write rejected");
         return Err(StoreError::QueueFull { capacity });
     }
-    s.pending.push_back(Entry { write, waiters: vec![tx] });
     Ok(())
 }
 
