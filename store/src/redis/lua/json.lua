@@ -87,6 +87,10 @@ end
 
 -- Applies account ops {unset={k}, set={{k,v}}, incr={{k,n}}, threshold=n|nil} to raw JSON.
 local function apply_ops(raw, ops)
+  -- Full validation first (cjson only reads here; nothing is re-encoded by it), so malformed
+  -- stored data is reported and left alone rather than spliced.
+  local ok, err = pcall(cjson.decode, raw)
+  if not ok then error('invalid JSON: ' .. tostring(err)) end
   local keys, vals = parse_obj(raw)
   for _, k in ipairs(ops.unset) do remove(keys, vals, k) end
   for _, kv in ipairs(ops.set) do put(keys, vals, kv[1], kv[2]) end
