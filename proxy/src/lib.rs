@@ -4,6 +4,7 @@
 //! streams and errors between the OpenAI Chat, OpenAI Responses, Anthropic Messages and Gemini
 //! wire protocols. [`server`] runs the gateway over the storage layer.
 
+pub mod cli;
 pub mod convert;
 pub mod logging;
 pub mod server;

@@ -20,11 +20,20 @@ struct Cli {
 enum Command {
     /// Run the gateway (default when no command is given).
     Serve(poolgate_proxy::server::ServeArgs),
+    /// Import the reference's files (config dir) into Redis.
+    Migrate(poolgate_proxy::cli::migrate::MigrateArgs),
+    /// Write everything in Redis back to the reference's files.
+    Export(poolgate_proxy::cli::export::ExportArgs),
+    /// Seed a fresh Redis so the proxy starts without files.
+    Init(poolgate_proxy::cli::init::InitArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    poolgate_proxy::logging::init();
+    match cli.command {
+        None | Some(Command::Serve(_)) => poolgate_proxy::logging::init(),
+        Some(_) => poolgate_proxy::cli::init_logging(),
+    }
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -35,5 +44,8 @@ fn main() -> ExitCode {
     match cli.command {
         None => rt.block_on(poolgate_proxy::server::run(cli.serve)),
         Some(Command::Serve(args)) => rt.block_on(poolgate_proxy::server::run(args)),
+        Some(Command::Migrate(args)) => rt.block_on(poolgate_proxy::cli::migrate::run(args)),
+        Some(Command::Export(args)) => rt.block_on(poolgate_proxy::cli::export::run(args)),
+        Some(Command::Init(args)) => rt.block_on(poolgate_proxy::cli::init::run(args)),
     }
 }

@@ -72,8 +72,8 @@ impl Source {
         if let Some(v) = s.json_file(&dir.join(paths::SESSIONS)).await {
             s.read_sessions(&dir.join(paths::SESSIONS), &v, now_ms);
         }
-        s.read_account_tokens(dir).await;
-        s.scan_legacy_dirs(dir).await;
+        let referenced = s.read_account_tokens(dir).await;
+        s.scan_legacy_dirs(dir, &referenced).await;
         Ok(s)
     }
 
@@ -165,7 +165,8 @@ impl Source {
         }
     }
 
-    async fn read_account_tokens(&mut self, dir: &Path) {
+    /// Reads every account's token file; returns the files accounts point at (readable or not).
+    async fn read_account_tokens(&mut self, dir: &Path) -> HashSet<PathBuf> {
         let mut found = Vec::new();
         for pool in &self.pools {
             let Some(kind) = provider::kind_of(&pool.name) else { continue };
@@ -173,8 +174,10 @@ impl Source {
                 found.push((pool.name.clone(), acc.clone(), token_location(dir, kind, &pool.name, acc)));
             }
         }
+        let mut referenced = HashSet::new();
         for (pool, acc, loc) in found {
             let Some((path, named)) = loc else { continue };
+            referenced.insert(canonical(&path));
             let label = account_label(&pool, &acc);
             match read_token(&path).await {
                 Ok(Some(token)) => {
@@ -188,13 +191,13 @@ impl Source {
                 Err(msg) => self.errors.push(ItemError::new(format!("token of {label}"), msg)),
             }
         }
+        referenced
     }
 
     /// Token files under the provider directories that no account points at (the reference's
     /// legacy layout, and `export`'s files for tokens without an account). Home directories
     /// (`~/.gemini` …) are deliberately not read: a migration must only read its config dir.
-    async fn scan_legacy_dirs(&mut self, dir: &Path) {
-        let used: HashSet<PathBuf> = self.tokens.iter().map(|t| canonical(&t.path)).collect();
+    async fn scan_legacy_dirs(&mut self, dir: &Path, used: &HashSet<PathBuf>) {
         let mut seen: BTreeSet<(String, String)> = self.tokens.iter().map(|t| (t.pool.clone(), t.id.clone())).collect();
         for kind in provider::known_types().filter_map(provider::kind_of) {
             if kind.token_path_field.is_none() {
