@@ -277,7 +277,10 @@ async fn degraded_mode_serves_cache_queues_writes_and_replays_them() {
     assert!(matches!(over, Err(StoreError::QueueFull { capacity: 4 })), "{over:?}");
     assert_eq!(s.status().queue_overflows, 1);
     let rejected = s.get_plugins().await;
-    assert!(!matches!(&rejected, Ok(Some(v)) if *v == json!({"plugins": {}})), "a rejected write is not visible: {rejected:?}");
+    assert!(
+        !matches!(&rejected, Ok(Some(v)) if *v == json!({"plugins": {}})),
+        "a rejected write is not visible: {rejected:?}"
+    );
 
     server.restart().expect("restart");
     assert!(s.wait_connected(Duration::from_secs(10)).await);
@@ -344,4 +347,35 @@ async fn writes_keep_order_per_account_even_when_coalesced() {
     let n: i64 = server.connection().await.expect("c").hlen(format!("{P}pools:openai-custom")).await.expect("hlen");
     assert_eq!(n, 0);
     let _ = Applied::<()>::Queued;
+}
+
+/// Collects log output of the current thread.
+#[derive(Clone, Default)]
+struct LogBuf(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_empty_redis_is_announced_with_the_commands_that_fill_it() {
+    let server = RedisServer::start().expect("redis");
+    let buf = LogBuf::default();
+    let sink = buf.clone();
+    let subscriber = tracing_subscriber::fmt().with_writer(move || sink.clone()).with_ansi(false).finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let s = open(&server).await;
+    let log = String::from_utf8_lossy(&buf.0.lock().expect("lock")).to_string();
+    assert!(log.contains("poolgate migrate") && log.contains("poolgate init"), "{log}");
+    s.set_config(&json!({})).await.expect("cfg");
+    buf.0.lock().expect("lock").clear();
+    let _again = open(&server).await;
+    let log = String::from_utf8_lossy(&buf.0.lock().expect("lock")).to_string();
+    assert!(!log.contains("poolgate migrate"), "no warning once data exists: {log}");
 }
