@@ -2,9 +2,14 @@
 //!
 //! [`convert`] is the protocol conversion layer: it translates requests, unary responses, SSE
 //! streams and errors between the OpenAI Chat, OpenAI Responses, Anthropic Messages and Gemini
-//! wire protocols. [`server`] runs the gateway over the storage layer.
+//! wire protocols. [`providers`] says how a call reaches an account of each provider type,
+//! [`pool`] chooses accounts and keeps their health, [`server`] runs the gateway over the
+//! storage layer, and [`metrics`] exports Prometheus metrics.
 
 pub mod cli;
 pub mod convert;
 pub mod logging;
+pub mod metrics;
+pub mod pool;
+pub mod providers;
 pub mod server;

@@ -1,20 +1,42 @@
 //! The gateway server: configuration, storage, HTTP routes and graceful shutdown.
+//!
+//! Layout: [`config`] (settings and their sources), [`router`] (the route table), [`routes`]
+//! and [`models`] (client API handlers), [`routing`] (provider choice and fallback plan),
+//! [`dispatch`] (selection, upstream calls, failover), [`relay`] (answers and streams back to
+//! the client, outcome accounting), [`status`] (health, status and metrics endpoints).
 
 pub mod auth;
 pub mod config;
+pub mod dispatch;
+pub mod errors;
+pub mod models;
+pub mod relay;
+mod router;
+pub mod routes;
+pub mod routing;
 mod status;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::routing::get;
-use axum::Router;
+use parking_lot::RwLock;
 use poolgate_store::{RedisSettings, Storage};
 use serde_json::Value;
 
+use crate::metrics::Metrics;
+use crate::pool::health::{self, Checker};
+use crate::pool::outcome::Tasks;
+use crate::pool::Selector;
+use crate::providers::Registry;
 use config::GatewayConfig;
+pub use router::router;
+
+/// How often the Redis copy of the config is re-read (it is served from the store's cache,
+/// which pub/sub invalidates when any process changes it).
+const CONFIG_POLL: Duration = Duration::from_millis(250);
 
 /// `poolgate serve` flags (each also settable through the environment).
 #[derive(Debug, Clone, clap::Args)]
@@ -28,13 +50,56 @@ pub struct ServeArgs {
     /// Listen port (overrides SERVER_PORT).
     #[arg(long)]
     pub port: Option<u16>,
+    /// Client API key (overrides REQUIRED_API_KEY).
+    #[arg(long)]
+    pub api_key: Option<String>,
+    /// Default provider type(s) (overrides MODEL_PROVIDER).
+    #[arg(long)]
+    pub model_provider: Option<String>,
 }
 
 /// Shared by every request handler.
 pub struct AppState {
     pub store: Arc<dyn Storage>,
-    pub config: GatewayConfig,
     pub redis: RedisSettings,
+    config: RwLock<Arc<GatewayConfig>>,
+    pub http: reqwest::Client,
+    pub providers: Registry,
+    pub selector: Arc<Selector>,
+    pub metrics: Metrics,
+    pub tasks: Tasks,
+    pub replica_id: String,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Storage>, redis: RedisSettings, config: GatewayConfig) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(256)
+            .build()?;
+        Ok(Self {
+            store,
+            redis,
+            config: RwLock::new(Arc::new(config)),
+            http,
+            providers: Registry::default(),
+            selector: Arc::new(Selector::default()),
+            metrics: Metrics::default(),
+            tasks: Tasks::default(),
+            replica_id: format!("{:016x}", rand::random::<u64>()),
+        })
+    }
+
+    /// The live configuration.
+    pub fn config(&self) -> Arc<GatewayConfig> {
+        self.config.read().clone()
+    }
+
+    fn set_config(&self, c: GatewayConfig) {
+        *self.config.write() = Arc::new(c);
+    }
 }
 
 /// Runs until SIGTERM/SIGINT; returns the process exit code.
@@ -49,36 +114,78 @@ pub async fn run(args: ServeArgs) -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let state = Arc::new(load(&args).await?);
-    let addr: SocketAddr = format!("{}:{}", state.config.host, state.config.port).parse()?;
+    let loaded = load(&args).await?;
+    let state = Arc::new(AppState::new(loaded.store, loaded.redis, loaded.config)?);
+    let cfg = state.config();
+    let addr: SocketAddr = format!("{}:{}", cfg.host, cfg.port).parse()?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(addr = %listener.local_addr()?, storage = ?state.store.kind(), "poolgate listening");
-    axum::serve(listener, router(state.clone())).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        storage = ?state.store.kind(),
+        providers = ?cfg.model_providers,
+        "poolgate listening"
+    );
+    let mut background = Vec::new();
+    if state.redis.enabled {
+        background.push(tokio::spawn(watch_config(state.clone(), loaded.file_config, args.clone())));
+    }
+    background.push(tokio::spawn(health_task(state.clone())));
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let app = router(state.clone());
+    let mut stopped = stop_rx.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    });
+    let mut server = tokio::spawn(async move { server.await });
+    tokio::select! {
+        r = &mut server => { r??; }
+        _ = shutdown_signal() => {
+            let grace = state.config().shutdown_grace;
+            tracing::info!(grace_ms = grace.as_millis() as u64, "shutdown: no new connections; finishing in-flight requests");
+            let _ = stop_tx.send(true);
+            match tokio::time::timeout(grace, &mut server).await {
+                Ok(r) => r??,
+                Err(_) => {
+                    tracing::warn!("shutdown: grace period over; cutting the remaining requests");
+                    server.abort();
+                }
+            }
+        }
+    }
+    for t in background {
+        t.abort();
+    }
+    if !state.tasks.wait_idle(Duration::from_secs(5)).await {
+        tracing::warn!(pending = state.tasks.pending(), "shutdown: some accounting writes did not start in time");
+    }
     tracing::info!("shutting down: flushing storage");
     state.store.flush().await?;
     Ok(())
 }
 
-/// Reads config.json, opens the store, and lets the Redis copy of the config win.
-async fn load(args: &ServeArgs) -> anyhow::Result<AppState> {
+/// What [`load`] read.
+pub struct Loaded {
+    pub store: Arc<dyn Storage>,
+    pub redis: RedisSettings,
+    pub config: GatewayConfig,
+    pub file_config: Value,
+}
+
+fn read_file_config(args: &ServeArgs) -> anyhow::Result<Value> {
     let path = args.config_dir.join("config.json");
-    let file_config = match std::fs::read_to_string(&path) {
+    match std::fs::read_to_string(&path) {
         Ok(text) => serde_json::from_str::<Value>(&text)
-            .map_err(|e| anyhow::anyhow!("{}: line {} column {}: {e}", path.display(), e.line(), e.column()))?,
+            .map_err(|e| anyhow::anyhow!("{}: line {} column {}: {e}", path.display(), e.line(), e.column())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             tracing::warn!(path = %path.display(), "no config file: running on built-in defaults");
-            Value::Object(Default::default())
+            Ok(Value::Object(Default::default()))
         }
-        Err(e) => return Err(anyhow::anyhow!("{}: {e}", path.display())),
-    };
-    let redis = RedisSettings::from_env(Some(&file_config))?;
-    let store = poolgate_store::open(&redis, &args.config_dir).await?;
-    let stored = match store.get_config().await {
-        Ok(c) => c,
-        Err(e) if e.is_unavailable() => None,
-        Err(e) => return Err(e.into()),
-    };
-    let raw = if redis.enabled { config::merge(file_config, stored) } else { file_config };
+        Err(e) => Err(anyhow::anyhow!("{}: {e}", path.display())),
+    }
+}
+
+fn effective(args: &ServeArgs, raw: Value) -> GatewayConfig {
     let mut config = GatewayConfig::from_value(raw, |k| std::env::var(k).ok());
     if let Some(h) = &args.host {
         config.host.clone_from(h);
@@ -86,19 +193,69 @@ async fn load(args: &ServeArgs) -> anyhow::Result<AppState> {
     if let Some(p) = args.port {
         config.port = p;
     }
+    if let Some(k) = &args.api_key {
+        config.api_key.clone_from(k);
+    }
+    if let Some(m) = &args.model_provider {
+        config.model_providers = m.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+    }
+    config
+}
+
+/// Reads config.json, opens the store, and lets the Redis copy of the config win.
+pub async fn load(args: &ServeArgs) -> anyhow::Result<Loaded> {
+    let file_config = read_file_config(args)?;
+    let redis = RedisSettings::from_env(Some(&file_config))?;
+    let store = poolgate_store::open(&redis, &args.config_dir).await?;
+    let stored = match store.get_config().await {
+        Ok(c) => c,
+        Err(e) if e.is_unavailable() => None,
+        Err(e) => return Err(e.into()),
+    };
+    let raw = if redis.enabled { config::merge(file_config.clone(), stored) } else { file_config.clone() };
+    let config = effective(args, raw);
     if config.api_key == config::DEFAULT_API_KEY {
         tracing::warn!("REQUIRED_API_KEY is the public default: set one before exposing poolgate");
     }
-    Ok(AppState { store, config, redis })
+    Ok(Loaded { store, redis, config, file_config })
 }
 
-/// Routes served by this build.
-pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/health", get(status::health))
-        .route("/api/storage/status", get(status::storage_status))
-        .route("/api/redis/status", get(status::redis_status))
-        .with_state(state)
+/// Applies changes to the Redis copy of the config without a restart (listen address aside).
+async fn watch_config(state: Arc<AppState>, file_config: Value, args: ServeArgs) {
+    let mut last = state.store.get_config().await.ok().flatten();
+    loop {
+        tokio::time::sleep(CONFIG_POLL).await;
+        let Ok(now) = state.store.get_config().await else { continue };
+        if now == last {
+            continue;
+        }
+        let mut next = effective(&args, config::merge(file_config.clone(), now.clone()));
+        let cur = state.config();
+        if (next.host.as_str(), next.port) != (cur.host.as_str(), cur.port) {
+            tracing::warn!("config: HOST/SERVER_PORT changes apply at the next restart");
+            next.host.clone_from(&cur.host);
+            next.port = cur.port;
+        }
+        tracing::info!("config: reloaded from Redis");
+        state.set_config(next);
+        last = now;
+    }
+}
+
+async fn health_task(state: Arc<AppState>) {
+    let checker = Checker {
+        store: state.store.clone(),
+        providers: state.providers.clone(),
+        http: state.http.clone(),
+        replica_id: state.replica_id.clone(),
+        selector: state.selector.clone(),
+    };
+    let st = state.clone();
+    health::run(checker, move || {
+        let c = st.config();
+        (c.health_check_enabled, c.health_check_interval)
+    })
+    .await;
 }
 
 async fn shutdown_signal() {

@@ -28,7 +28,7 @@ fn unauthorized() -> Response {
 }
 
 fn authorized(state: &AppState, headers: &HeaderMap, query: Option<&str>) -> bool {
-    key_matches(presented_key(headers, query), &state.config.api_key)
+    key_matches(presented_key(headers, query), &state.config().api_key)
 }
 
 pub async fn storage_status(State(state): State<Arc<AppState>>, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
@@ -93,4 +93,80 @@ fn chrono_iso(ms: i64) -> Option<String> {
 
 fn chrono_from_ms(ms: i64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// `GET /provider_health?provider=&customName=&unhealthRatioThreshold=` (no auth): the
+/// reference's slim pool status for uptime monitors. uuids are masked.
+pub async fn provider_health(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let threshold = q.get("unhealthRatioThreshold").and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0001);
+    let types = match q.get("provider") {
+        Some(p) => vec![p.clone()],
+        None => match state.store.list_pool_types().await {
+            Ok(t) => t,
+            Err(e) => {
+                let body = json!({"error": {"message": format!("storage unavailable: {e}")}});
+                return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+            }
+        },
+    };
+    let now = epoch_ms();
+    let mut items = Vec::new();
+    for t in types {
+        for a in state.store.get_pool(&t).await.unwrap_or_default() {
+            if q.get("customName").is_some_and(|n| a.custom_name() != Some(n.as_str())) {
+                continue;
+            }
+            let uuid = a.uuid();
+            let masked = format!("{}…", &uuid[..uuid.len().min(8)]);
+            let healthy = a.is_healthy() || crate::pool::select::recovery_due(&a, now);
+            items.push(json!({
+                "uuid": masked,
+                "customName": a.custom_name(),
+                "isHealthy": healthy,
+                "isDisabled": a.is_disabled(),
+                "lastErrorTime": a.get("lastErrorTime"),
+                "lastErrorMessage": a.last_error_message(),
+                "needsRefresh": a.needs_refresh(),
+                "identify": format!("{}::{t}", a.custom_name().unwrap_or(&masked)),
+                "provider": t,
+            }));
+        }
+    }
+    let count = items.len();
+    let unhealthy = items.iter().filter(|i| i["isHealthy"] == false && i["isDisabled"] == false).count();
+    let ratio = if count == 0 { 0.0 } else { unhealthy as f64 / count as f64 };
+    Json(json!({
+        "timestamp": iso_now(),
+        "items": items,
+        "count": count,
+        "unhealthyCount": unhealthy,
+        "unhealthyRatio": ratio,
+        "unhealthySummeryMessage": format!("{unhealthy} of {count} accounts unhealthy"),
+        "summaryHealth": ratio <= threshold,
+    }))
+    .into_response()
+}
+
+/// `GET /metrics` (no auth): Prometheus text, with pool and store gauges refreshed first.
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let st = state.store.status();
+    let m = &state.metrics;
+    m.store_degraded.set(i64::from(st.degraded));
+    m.store_queued_writes.set(st.queued_writes as i64);
+    m.store_queue_overflows.set(st.queue_overflows as i64);
+    let now = epoch_ms();
+    for t in state.store.list_pool_types().await.unwrap_or_default() {
+        let accounts = state.store.get_pool(&t).await.unwrap_or_default();
+        let disabled = accounts.iter().filter(|a| a.is_disabled()).count();
+        let usable = accounts.iter().filter(|a| crate::pool::select::usable(a, now)).count();
+        let unhealthy = accounts.len() - disabled - usable;
+        for (state_label, n) in [("usable", usable), ("unhealthy", unhealthy), ("disabled", disabled)] {
+            let labels = crate::metrics::PoolLabels { provider: t.clone(), state: state_label };
+            m.pool_accounts.get_or_create(&labels).set(n as i64);
+        }
+    }
+    ([("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")], m.encode()).into_response()
 }

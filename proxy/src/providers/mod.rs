@@ -1,0 +1,165 @@
+//! Provider abstraction: how one call reaches one account of one provider type.
+//!
+//! A [`Provider`] knows its upstream's protocol ([`Backend`]), where an account's base URL and
+//! credentials live, and how to build the HTTP request for a call. Everything else — choosing
+//! the account, conversion, retries, failover, accounting — is the same for every provider and
+//! lives in the dispatcher. This mirrors TensorZero's gateway, where each provider implements
+//! one trait and the gateway owns routing and fallbacks.
+//!
+//! OAuth providers plug in by implementing [`Provider::request`] with a token read through
+//! [`ProviderCtx::store`] (`get_token`, `cas_token`, the refresh lock), and by overriding
+//! [`Provider::classify`] to ask for a token refresh on 401 instead of benching the account.
+
+mod api_key;
+mod forward;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::HeaderMap;
+use poolgate_store::{Account, Storage};
+
+use crate::convert::{backend_for_provider, Backend};
+
+pub use api_key::{ApiKeyProvider, ApiKeyShape};
+pub use forward::ForwardProvider;
+
+/// What a provider may use to build requests.
+#[derive(Clone)]
+pub struct ProviderCtx {
+    pub http: reqwest::Client,
+    pub store: Arc<dyn Storage>,
+}
+
+/// One upstream call, already converted to the provider's protocol.
+pub struct UpstreamCall<'a> {
+    /// Serialized body in the backend protocol (the client's raw body for pass-through).
+    pub body: Bytes,
+    /// Upstream model name.
+    pub model: &'a str,
+    pub stream: bool,
+    /// The client's path below any `/{providerType}` prefix, with its query (pass-through).
+    pub path_and_query: &'a str,
+    /// The client's request headers (pass-through providers forward some of them).
+    pub client_headers: &'a HeaderMap,
+}
+
+/// A provider could not build a request for an account.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The account lacks a credential; it is benched like an account the upstream rejected.
+    #[error("account has no {0}")]
+    MissingCredential(&'static str),
+    #[error("account {field} is not a valid URL: {detail}")]
+    BadUrl { field: &'static str, detail: String },
+}
+
+/// How an upstream failure affects the account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// 401/403: credentials rejected; unhealthy at once.
+    Auth,
+    /// 429: cool down until the `Retry-After` time.
+    RateLimited,
+    /// 5xx, 408: counts toward `MAX_ERROR_COUNT`; retried on another account.
+    Server,
+    /// Other 4xx: the request's fault; answered to the client, never counted.
+    Client,
+}
+
+/// One provider type (`openai-custom`, …); `<type>-<suffix>` pools share their base type's.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// Base provider type.
+    fn base_type(&self) -> &'static str;
+    /// Upstream protocol.
+    fn backend(&self) -> Backend;
+    /// Model used to health-check accounts without `checkModelName`.
+    fn default_check_model(&self) -> &'static str;
+    /// Builds the HTTP request for `call` on `account`.
+    async fn request(
+        &self,
+        ctx: &ProviderCtx,
+        account: &Account,
+        call: &UpstreamCall<'_>,
+    ) -> Result<reqwest::RequestBuilder, ProviderError>;
+    /// Builds `GET …/models` for an account, when the upstream has one (`data[].id` answers).
+    fn list_models(&self, _ctx: &ProviderCtx, _account: &Account) -> Option<reqwest::RequestBuilder> {
+        None
+    }
+    /// Classifies a non-2xx upstream status.
+    fn classify(&self, status: u16) -> FailureKind {
+        match status {
+            401 | 403 => FailureKind::Auth,
+            429 => FailureKind::RateLimited,
+            408 | 500..=599 => FailureKind::Server,
+            _ => FailureKind::Client,
+        }
+    }
+}
+
+/// The providers this build serves, by base type.
+#[derive(Clone)]
+pub struct Registry {
+    by_base: HashMap<&'static str, Arc<dyn Provider>>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        let list: Vec<Arc<dyn Provider>> = vec![
+            Arc::new(ApiKeyProvider::new("openai-custom", ApiKeyShape::OpenAiChat)),
+            Arc::new(ApiKeyProvider::new("openaiResponses-custom", ApiKeyShape::OpenAiResponses)),
+            Arc::new(ApiKeyProvider::new("claude-custom", ApiKeyShape::Anthropic)),
+            Arc::new(ForwardProvider),
+        ];
+        Self { by_base: list.into_iter().map(|p| (p.base_type(), p)).collect() }
+    }
+}
+
+impl Registry {
+    /// The provider serving pool type `pool_type` (exact base type or `<base>-<suffix>`).
+    pub fn get(&self, pool_type: &str) -> Option<&Arc<dyn Provider>> {
+        if let Some(p) = self.by_base.get(pool_type) {
+            return Some(p);
+        }
+        let base = poolgate_store::provider::kind_of(pool_type)?.base;
+        self.by_base.get(base)
+    }
+
+    /// True when `pool_type` names a provider type that exists at all (served here or not).
+    pub fn is_known(pool_type: &str) -> bool {
+        poolgate_store::provider::kind_of(pool_type).is_some() || backend_for_provider(pool_type).is_some()
+    }
+
+    pub fn base_types(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.by_base.keys().copied()
+    }
+}
+
+/// A string field of an account, trimmed, if non-empty.
+pub(crate) fn field<'a>(account: &'a Account, name: &str) -> Option<&'a str> {
+    account.get(name).and_then(|v| v.as_str()).map(str::trim).filter(|s| !s.is_empty())
+}
+
+pub(crate) fn join_url(base: &str, path: &str) -> String {
+    format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suffixed_pools_use_their_base_provider() {
+        let r = Registry::default();
+        assert_eq!(r.get("openai-custom-eu").map(|p| p.base_type()), Some("openai-custom"));
+        assert_eq!(r.get("claude-custom").map(|p| p.base_type()), Some("claude-custom"));
+        assert_eq!(r.get("forward-api-2").map(|p| p.base_type()), Some("forward-api"));
+        assert!(r.get("claude-kiro-oauth").is_none(), "OAuth types are not served by this build");
+        assert!(Registry::is_known("claude-kiro-oauth"));
+        assert!(!Registry::is_known("nope"));
+        assert_eq!(join_url("http://x/v1/", "/models"), "http://x/v1/models");
+    }
+}

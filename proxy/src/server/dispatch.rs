@@ -1,0 +1,418 @@
+//! One client call from parsed request to response: provider choice, the fallback plan, account
+//! selection, conversion, the upstream call, failover, and the relayed answer.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+use poolgate_store::Account;
+use serde_json::Value;
+
+use super::config::GatewayConfig;
+use super::errors::ApiError;
+use super::relay::{error_chain, stream_response, unary_response, Tracked, Verdict};
+use super::routing::{self, Target};
+use super::AppState;
+use crate::convert::{
+    convert_error, convert_request_with, convert_response, parse_body, upstream_message, Backend, Protocol,
+    RequestOverrides,
+};
+use crate::pool::outcome::{self, Failure, Policy};
+use crate::pool::slots::{self, SlotError};
+use crate::pool::Pick;
+use crate::providers::{FailureKind, Provider, ProviderCtx, UpstreamCall};
+
+/// Largest upstream error body read (the message is all that is kept).
+const ERROR_BODY_LIMIT: usize = 64 << 10;
+
+/// A parsed client request.
+pub struct ClientCall {
+    pub protocol: Protocol,
+    /// Metric label.
+    pub route: &'static str,
+    pub headers: HeaderMap,
+    /// Path below any `/{providerType}` prefix, with the query.
+    pub path_and_query: String,
+    pub path_provider: Option<String>,
+    pub raw: Bytes,
+    pub body: Value,
+    /// As the client named it (`type:` prefix included).
+    pub model: String,
+    pub stream: bool,
+    pub request_id: String,
+    pub started: Instant,
+}
+
+/// How one pool of the plan ended without an answer.
+enum PoolEnd {
+    Empty,
+    Unsupported,
+    NoneUsable,
+    Full,
+    Exhausted,
+}
+
+/// An upstream answer that settles the call.
+enum Settled {
+    Answer(Response),
+}
+
+/// Serves `call`; always answers (errors in the client's shape).
+pub async fn dispatch(state: Arc<AppState>, call: ClientCall) -> Response {
+    let cfg = state.config();
+    let known = state.store.list_pool_types().await.unwrap_or_default();
+    let chosen =
+        routing::choose(&cfg, &state.providers, &call.headers, call.path_provider.as_deref(), &call.model, &known);
+    let (pool, model) = match chosen {
+        Ok(c) => c,
+        Err(e) => return finish(&state, &call, "none", e.into_response_for(call.protocol)),
+    };
+    let plan = routing::plan(&cfg, &pool, &model);
+    let mut last: Option<(String, Failure)> = None;
+    let mut ends = Vec::new();
+    for target in &plan {
+        match serve_pool(&state, &cfg, &call, target, &mut last).await {
+            Ok(Settled::Answer(resp)) => return finish(&state, &call, &target.pool, resp),
+            Err(end) => ends.push(end),
+        }
+    }
+    let err = final_error(&plan, &ends, last, &model);
+    tracing::warn!(status = err.status, message = %err.message, "request failed");
+    finish(&state, &call, &pool, err.into_response_for(call.protocol))
+}
+
+fn finish(state: &AppState, call: &ClientCall, pool: &str, mut resp: Response) -> Response {
+    let status = resp.status().as_u16();
+    state.metrics.request(call.route, pool, status);
+    if status >= 400 {
+        state.metrics.duration(call.route, call.started.elapsed());
+    }
+    if let Ok(v) = call.request_id.parse() {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+fn final_error(plan: &[Target], ends: &[PoolEnd], last: Option<(String, Failure)>, model: &str) -> ApiError {
+    let pools: Vec<&str> = plan.iter().map(|t| t.pool.as_str()).collect();
+    let pools = pools.join(", ");
+    if let Some((pool, f)) = last {
+        if ends.iter().all(|e| matches!(e, PoolEnd::Exhausted | PoolEnd::NoneUsable)) {
+            let (status, retry_after) = match &f {
+                Failure::Timeout { .. } => (504, None),
+                Failure::RateLimited { retry_after, .. } => (429, retry_after.map(|d| d.as_secs().max(1))),
+                Failure::Auth { .. } => (503, None),
+                Failure::Server { .. } | Failure::Network { .. } => (502, None),
+            };
+            let message = format!(
+                "All accounts failed for model {model} (pools: {pools}); last error from {pool}: {}",
+                f.message()
+            );
+            return ApiError { status, message, retry_after };
+        }
+    }
+    if ends.iter().any(|e| matches!(e, PoolEnd::Full)) {
+        return ApiError::new(429, format!("Account concurrency limit and queue reached (pools: {pools})"));
+    }
+    if ends.iter().any(|e| matches!(e, PoolEnd::NoneUsable | PoolEnd::Exhausted)) {
+        let mut e = ApiError::new(503, format!("No healthy account in pool {pools} for model {model}"));
+        e.retry_after = Some(1);
+        return e;
+    }
+    if ends.iter().all(|e| matches!(e, PoolEnd::Empty)) {
+        return ApiError::new(503, format!("No healthy account: no accounts are configured in pool {pools}"));
+    }
+    ApiError::new(404, format!("Model {model} is not served by provider {pools}"))
+}
+
+fn policy(cfg: &GatewayConfig) -> Policy {
+    Policy {
+        threshold: cfg.error_threshold(),
+        cooldown: cfg.rate_limit_cooldown,
+        cooldown_max: cfg.rate_limit_cooldown_max,
+    }
+}
+
+/// The upstream body and model for `target`, or the client's error.
+fn upstream_body(call: &ClientCall, backend: Backend, target: &Target) -> Result<(Bytes, String), ApiError> {
+    match backend {
+        Backend::PassThrough => {
+            let original = call.body.get("model").and_then(Value::as_str);
+            if call.protocol == Protocol::Gemini || original == Some(target.model.as_str()) || original.is_none() {
+                return Ok((call.raw.clone(), target.model.clone()));
+            }
+            let mut body = call.body.clone();
+            body["model"] = Value::String(target.model.clone());
+            Ok((Bytes::from(body.to_string()), target.model.clone()))
+        }
+        Backend::Protocol(p) => {
+            let overrides = RequestOverrides { model: Some(target.model.clone()), stream: Some(call.stream) };
+            let up = convert_request_with(call.protocol, p, &call.body, &overrides)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            let bytes = serde_json::to_vec(&up.body).map_err(|e| ApiError::new(500, e.to_string()))?;
+            Ok((Bytes::from(bytes), up.model))
+        }
+    }
+}
+
+async fn serve_pool(
+    state: &Arc<AppState>,
+    cfg: &GatewayConfig,
+    call: &ClientCall,
+    target: &Target,
+    last: &mut Option<(String, Failure)>,
+) -> Result<Settled, PoolEnd> {
+    let Some(provider) = state.providers.get(&target.pool).cloned() else {
+        tracing::debug!(pool = %target.pool, "fallback type not served by this build");
+        return Err(PoolEnd::Empty);
+    };
+    let backend = provider.backend();
+    let (body, up_model) = match upstream_body(call, backend, target) {
+        Ok(b) => b,
+        Err(e) => return Ok(Settled::Answer(e.into_response_for(call.protocol))),
+    };
+    let policy = policy(cfg);
+    let mut tried: HashSet<String> = HashSet::new();
+    let mut attempts = 0u32;
+    let mut same_account_retries = 0u32;
+    let mut last_here: Option<Failure> = None;
+    let mut saw_full = false;
+    loop {
+        let accounts = match state.store.get_pool(&target.pool).await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(pool = %target.pool, error = %e, "cannot read the pool");
+                return Err(PoolEnd::NoneUsable);
+            }
+        };
+        let now_ms = poolgate_store::time::epoch_ms();
+        let idx = match state.selector.pick(&target.pool, &accounts, &target.model, &tried, now_ms) {
+            Pick::Account(i) => i,
+            Pick::NoneSupports if accounts.is_empty() => return Err(PoolEnd::Empty),
+            Pick::NoneSupports => return Err(PoolEnd::Unsupported),
+            Pick::NoneUsable => {
+                let transient = last_here.as_ref().is_some_and(Failure::transient);
+                if transient
+                    && same_account_retries < cfg.request_max_retries
+                    && attempts <= cfg.credential_switch_max_retries
+                {
+                    let delay = cfg.request_base_delay.saturating_mul(1 << same_account_retries.min(16));
+                    same_account_retries += 1;
+                    tokio::time::sleep(delay).await;
+                    tried.clear();
+                    continue;
+                }
+                return Err(if last_here.is_some() {
+                    PoolEnd::Exhausted
+                } else if saw_full {
+                    PoolEnd::Full
+                } else {
+                    PoolEnd::NoneUsable
+                });
+            }
+        };
+        let account = accounts[idx].clone();
+        drop(accounts);
+        tried.insert(account.uuid().to_string());
+        let inflight = state.selector.enter(&target.pool, account.uuid());
+        let slot = match slots::limits(&account) {
+            None => None,
+            Some(limits) => {
+                let holder = format!("{}:{}", call.request_id, attempts);
+                match slots::acquire(&state.store, &target.pool, &account, limits, holder, cfg.queue_timeout).await {
+                    Ok(g) => Some(g),
+                    Err(SlotError::Full | SlotError::QueueTimeout) => {
+                        saw_full = true;
+                        continue;
+                    }
+                    Err(SlotError::Store(e)) => {
+                        tracing::warn!(pool = %target.pool, error = %e, "concurrency slot unavailable; skipping the account");
+                        saw_full = true;
+                        continue;
+                    }
+                }
+            }
+        };
+        attempts += 1;
+        let up = UpstreamCall {
+            body: body.clone(),
+            model: &up_model,
+            stream: call.stream,
+            path_and_query: &call.path_and_query,
+            client_headers: &call.headers,
+        };
+        let tracked = Tracked {
+            state: state.clone(),
+            pool: target.pool.clone(),
+            account,
+            route: call.route,
+            started: call.started,
+            policy,
+            verdict: Verdict::Success,
+            first_byte: false,
+            _inflight: inflight,
+            _slot: slot,
+        };
+        match attempt(state, cfg, provider.as_ref(), &up, call, tracked).await {
+            Attempt::Answer(resp) => return Ok(Settled::Answer(resp)),
+            Attempt::Failed(f) => {
+                tracing::warn!(pool = %target.pool, kind = f.kind(), error = %f.message(), "upstream attempt failed");
+                *last = Some((target.pool.clone(), f.clone()));
+                last_here = Some(f);
+                if attempts > cfg.credential_switch_max_retries + same_account_retries {
+                    return Err(PoolEnd::Exhausted);
+                }
+            }
+        }
+    }
+}
+
+enum Attempt {
+    Answer(Response),
+    Failed(Failure),
+}
+
+/// Masks the account's credentials in an upstream message.
+fn redact(message: String, account: &Account) -> String {
+    let mut out = message;
+    for (k, v) in account.as_map() {
+        if k.ends_with("API_KEY") {
+            if let Some(secret) = v.as_str().filter(|s| s.len() >= 6) {
+                out = out.replace(secret, "***");
+            }
+        }
+    }
+    out
+}
+
+/// One upstream call on one account. Failures are recorded (through `tracked`'s drop) and
+/// returned for failover; a successful answer is returned ready for the client.
+async fn attempt(
+    state: &Arc<AppState>,
+    cfg: &GatewayConfig,
+    provider: &dyn Provider,
+    up: &UpstreamCall<'_>,
+    call: &ClientCall,
+    mut tracked: Tracked,
+) -> Attempt {
+    let ctx = ProviderCtx { http: state.http.clone(), store: state.store.clone() };
+    let fail = |mut tracked: Tracked, f: Failure| {
+        tracked.verdict = Verdict::Failed(f.clone());
+        drop(tracked);
+        Attempt::Failed(f)
+    };
+    let request = match provider.request(&ctx, &tracked.account, up).await {
+        Ok(r) => r,
+        Err(e) => {
+            let message = e.to_string();
+            return fail(tracked, Failure::Auth { status: 0, message });
+        }
+    };
+    let deadline = tokio::time::Instant::now() + cfg.upstream_timeout;
+    let resp = match tokio::time::timeout_at(deadline, request.send()).await {
+        Err(_) => {
+            let message = format!("upstream did not answer within {} ms", cfg.upstream_timeout.as_millis());
+            return fail(tracked, Failure::Timeout { message });
+        }
+        Ok(Err(e)) if e.is_timeout() => return fail(tracked, Failure::Timeout { message: error_chain(&e) }),
+        Ok(Err(e)) => return fail(tracked, Failure::Network { message: error_chain(&e) }),
+        Ok(Ok(r)) => r,
+    };
+    let status = resp.status();
+    if !status.is_success() {
+        let retry_after =
+            resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(outcome::parse_retry_after);
+        let body = match tokio::time::timeout_at(deadline, read_limited(resp, ERROR_BODY_LIMIT)).await {
+            Ok(b) => b,
+            Err(_) => Bytes::new(),
+        };
+        let code = status.as_u16();
+        let message = redact(
+            upstream_message(&body).unwrap_or_else(|| format!("upstream returned HTTP {code}")),
+            &tracked.account,
+        );
+        return match provider.classify(code) {
+            FailureKind::Client => {
+                // The request's fault: answered as the upstream said, the account untouched.
+                tracked.verdict = Verdict::Neutral;
+                drop(tracked);
+                let resp = if provider.backend() == Backend::PassThrough {
+                    unary_response(status, None, body)
+                } else {
+                    let (s, b) = convert_error(call.protocol, code, message.as_bytes());
+                    json_error_value(s, b)
+                };
+                Attempt::Answer(resp)
+            }
+            FailureKind::Auth => fail(tracked, Failure::Auth { status: code, message }),
+            FailureKind::RateLimited => fail(tracked, Failure::RateLimited { message, retry_after }),
+            FailureKind::Server => fail(tracked, Failure::Server { status: code, message }),
+        };
+    }
+    if call.stream {
+        let backend = provider.backend();
+        let client_model = routing_model(call);
+        return Attempt::Answer(stream_response(
+            resp,
+            backend,
+            call.protocol,
+            &client_model,
+            tracked,
+            cfg.stream_idle_timeout,
+        ));
+    }
+    let content_type = resp.headers().get("content-type").cloned();
+    let bytes = match tokio::time::timeout_at(deadline, resp.bytes()).await {
+        Err(_) => return fail(tracked, Failure::Timeout { message: "upstream body did not arrive in time".into() }),
+        Ok(Err(e)) => return fail(tracked, Failure::Network { message: error_chain(&e) }),
+        Ok(Ok(b)) => b,
+    };
+    let backend = provider.backend();
+    let out = match backend {
+        Backend::PassThrough => unary_response(status, content_type, bytes),
+        Backend::Protocol(p) if p == call.protocol => unary_response(StatusCode::OK, None, bytes),
+        Backend::Protocol(p) => {
+            let converted = parse_body(&bytes).and_then(|v| convert_response(p, call.protocol, &v));
+            match converted {
+                Ok(v) => unary_response(StatusCode::OK, None, Bytes::from(v.to_string())),
+                Err(e) => {
+                    let message = format!("upstream answer could not be converted: {e}");
+                    return fail(tracked, Failure::Server { status: 502, message });
+                }
+            }
+        }
+    };
+    tracked.first_chunk();
+    drop(tracked);
+    Attempt::Answer(out)
+}
+
+fn json_error_value(status: u16, body: Value) -> Response {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    axum::response::IntoResponse::into_response((code, axum::Json(body)))
+}
+
+/// The model name shown to the client in converted streams (without a `type:` prefix).
+fn routing_model(call: &ClientCall) -> String {
+    match call.model.split_once(':') {
+        Some((_, m)) if !m.is_empty() => m.to_string(),
+        _ => call.model.clone(),
+    }
+}
+
+async fn read_limited(resp: reqwest::Response, limit: usize) -> Bytes {
+    use futures::StreamExt;
+    let mut out = Vec::new();
+    let mut body = resp.bytes_stream();
+    while let Some(Ok(chunk)) = body.next().await {
+        let room = limit.saturating_sub(out.len());
+        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if out.len() >= limit {
+            break;
+        }
+    }
+    Bytes::from(out)
+}

@@ -1,0 +1,54 @@
+//! The route table, with CORS on every response (reference-proxy.md §2).
+
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+use super::{models, routes, status, AppState};
+
+async fn cors(req: Request, next: Next) -> Response {
+    let mut resp =
+        if req.method() == Method::OPTIONS { StatusCode::NO_CONTENT.into_response() } else { next.run(req).await };
+    let h = resp.headers_mut();
+    h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    h.insert("access-control-allow-methods", HeaderValue::from_static("GET, POST, OPTIONS"));
+    h.insert(
+        "access-control-allow-headers",
+        HeaderValue::from_static(
+            "Content-Type, Authorization, x-api-key, x-goog-api-key, Model-Provider, X-Requested-With, Accept, Origin, anthropic-version, anthropic-beta",
+        ),
+    );
+    resp
+}
+
+/// Routes served by this build.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/health", get(status::health))
+        .route("/provider_health", get(status::provider_health))
+        .route("/metrics", get(status::metrics))
+        .route("/api/storage/status", get(status::storage_status))
+        .route("/api/redis/status", get(status::redis_status))
+        .route("/v1/models", get(models::openai))
+        .route("/v1beta/models", get(models::gemini))
+        .route("/v1/chat/completions", post(routes::chat))
+        .route("/v1/responses", post(routes::responses))
+        .route("/v1/messages", post(routes::messages))
+        .route("/v1/messages/count_tokens", post(routes::count_tokens_handler))
+        .route("/v1beta/models/{method}", post(routes::gemini_generate))
+        .route("/{provider}/v1/models", get(models::openai_p))
+        .route("/{provider}/v1beta/models", get(models::gemini_p))
+        .route("/{provider}/v1/chat/completions", post(routes::chat_p))
+        .route("/{provider}/v1/responses", post(routes::responses_p))
+        .route("/{provider}/v1/messages", post(routes::messages_p))
+        .route("/{provider}/v1/messages/count_tokens", post(routes::count_tokens_handler))
+        .route("/{provider}/v1beta/models/{method}", post(routes::gemini_generate_p))
+        .fallback(routes::not_found)
+        .layer(middleware::from_fn(cors))
+        .with_state(state)
+}

@@ -1,0 +1,201 @@
+//! Client API handlers: auth, body limits and parsing, then [`dispatch`].
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::auth::{key_matches, presented_key};
+use super::dispatch::{dispatch, ClientCall};
+use super::errors::ApiError;
+use super::AppState;
+use crate::convert::model::parse_gemini_path;
+use crate::convert::{count_tokens, parse_body, Protocol};
+
+/// A request id: the client's `x-request-id` when sane, else 16 random hex digits.
+pub fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()))
+}
+
+/// Checks the client key.
+pub fn check_auth(state: &AppState, headers: &HeaderMap, query: Option<&str>) -> Result<(), ApiError> {
+    if key_matches(presented_key(headers, query), &state.config().api_key) {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized())
+    }
+}
+
+/// Reads the body up to the configured limit (413 beyond it).
+async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, ApiError> {
+    let limit = state.config().max_body_bytes;
+    let too_large = || ApiError::new(413, format!("Request body is larger than the limit of {limit} bytes"));
+    let declared = headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(inner) = src {
+            if inner.is::<http_body_util::LengthLimitError>() {
+                return too_large();
+            }
+            src = inner.source();
+        }
+        ApiError::bad_request(format!("Could not read the request body: {e}"))
+    })
+}
+
+/// What differs between the generation endpoints.
+struct Endpoint {
+    protocol: Protocol,
+    route: &'static str,
+    /// Gemini: model and stream flag from the URL.
+    gemini: Option<(String, bool)>,
+}
+
+async fn generate(state: Arc<AppState>, ep: Endpoint, path_provider: Option<String>, req: Request) -> Response {
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let protocol = ep.protocol;
+    let request_id = request_id(&parts.headers);
+    let span = tracing::info_span!("request", id = %request_id, route = ep.route);
+    let _enter = span.enter();
+    let fail = |e: ApiError| {
+        state.metrics.request(ep.route, "none", e.status);
+        e.into_response_for(protocol)
+    };
+    if let Err(e) = check_auth(&state, &parts.headers, parts.uri.query()) {
+        return fail(e);
+    }
+    let raw = match read_body(&state, &parts.headers, body).await {
+        Ok(b) => b,
+        Err(e) => return fail(e),
+    };
+    let body = match parse_body(&raw) {
+        Ok(v @ Value::Object(_)) => v,
+        Ok(_) => return fail(ApiError::bad_request("Request body must be a JSON object")),
+        Err(e) => return fail(ApiError::bad_request(e.to_string())),
+    };
+    let (model, stream) = match &ep.gemini {
+        Some((m, s)) => (m.clone(), *s),
+        None => (
+            body.get("model").and_then(Value::as_str).unwrap_or_default().to_string(),
+            body.get("stream").and_then(Value::as_bool).unwrap_or(false),
+        ),
+    };
+    if model.is_empty() {
+        return fail(ApiError::bad_request("`model` is required"));
+    }
+    let path = parts.uri.path();
+    let below = match &path_provider {
+        Some(p) => path.strip_prefix(&format!("/{p}")).unwrap_or(path),
+        None => path,
+    };
+    let path_and_query = match parts.uri.query() {
+        Some(q) => format!("{below}?{q}"),
+        None => below.to_string(),
+    };
+    drop(_enter);
+    let call = ClientCall {
+        protocol,
+        route: ep.route,
+        headers: parts.headers,
+        path_and_query,
+        path_provider,
+        raw,
+        body,
+        model,
+        stream,
+        request_id,
+        started,
+    };
+    tracing::Instrument::instrument(dispatch(state, call), span).await
+}
+
+fn ep(protocol: Protocol, route: &'static str) -> Endpoint {
+    Endpoint { protocol, route, gemini: None }
+}
+
+pub async fn chat(State(s): State<Arc<AppState>>, req: Request) -> Response {
+    generate(s, ep(Protocol::OpenAiChat, "chat_completions"), None, req).await
+}
+pub async fn chat_p(State(s): State<Arc<AppState>>, Path(p): Path<String>, req: Request) -> Response {
+    generate(s, ep(Protocol::OpenAiChat, "chat_completions"), Some(p), req).await
+}
+pub async fn responses(State(s): State<Arc<AppState>>, req: Request) -> Response {
+    generate(s, ep(Protocol::OpenAiResponses, "responses"), None, req).await
+}
+pub async fn responses_p(State(s): State<Arc<AppState>>, Path(p): Path<String>, req: Request) -> Response {
+    generate(s, ep(Protocol::OpenAiResponses, "responses"), Some(p), req).await
+}
+pub async fn messages(State(s): State<Arc<AppState>>, req: Request) -> Response {
+    generate(s, ep(Protocol::Anthropic, "messages"), None, req).await
+}
+pub async fn messages_p(State(s): State<Arc<AppState>>, Path(p): Path<String>, req: Request) -> Response {
+    generate(s, ep(Protocol::Anthropic, "messages"), Some(p), req).await
+}
+
+async fn gemini(state: Arc<AppState>, path_provider: Option<String>, req: Request) -> Response {
+    match parse_gemini_path(req.uri().path()) {
+        Some(g) => {
+            generate(
+                state,
+                Endpoint { protocol: Protocol::Gemini, route: "gemini_generate", gemini: Some(g) },
+                path_provider,
+                req,
+            )
+            .await
+        }
+        None => {
+            let msg = format!("Unknown Gemini method in {}", req.uri().path());
+            ApiError::new(404, msg).into_response_for(Protocol::Gemini)
+        }
+    }
+}
+
+pub async fn gemini_generate(State(s): State<Arc<AppState>>, req: Request) -> Response {
+    gemini(s, None, req).await
+}
+pub async fn gemini_generate_p(
+    State(s): State<Arc<AppState>>,
+    Path((p, _)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    gemini(s, Some(p), req).await
+}
+
+/// `POST /v1/messages/count_tokens`: counted locally, never sent upstream.
+pub async fn count_tokens_handler(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    if let Err(e) = check_auth(&state, &parts.headers, parts.uri.query()) {
+        return e.into_response_for(Protocol::Anthropic);
+    }
+    let raw = match read_body(&state, &parts.headers, body).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response_for(Protocol::Anthropic),
+    };
+    let counted = parse_body(&raw).and_then(|v| count_tokens(Protocol::Anthropic, &v));
+    match counted {
+        Ok(n) => Json(json!({"input_tokens": n})).into_response(),
+        Err(e) => ApiError::bad_request(e.to_string()).into_response_for(Protocol::Anthropic),
+    }
+}
+
+/// Unknown paths: 404 in OpenAI's shape (the most common client).
+pub async fn not_found(req: Request) -> Response {
+    let protocol = if req.uri().path().contains("/v1beta/") { Protocol::Gemini } else { Protocol::OpenAiChat };
+    ApiError::new(404, format!("Not found: {} {}", req.method(), req.uri().path())).into_response_for(protocol)
+}
