@@ -1,0 +1,71 @@
+//! Apply: Jobs by server-side apply (deterministic names, owner references), and the config,
+//! API key, password and plugins written through the store (only when they differ).
+
+use k8s_openapi::api::batch::v1::Job;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use poolgate_crds::ClientConfig;
+use poolgate_store::{RedisStore, Storage, StoreError};
+
+use super::build;
+use super::validate::ValidCc;
+use crate::context::OperatorConfig;
+use crate::jobs::{self, JobKind};
+
+/// Creates (or re-applies, unchanged) the Job.
+pub async fn apply_job(
+    client: &kube::Client,
+    cc: &ClientConfig,
+    kind: &JobKind,
+    valid: &ValidCc,
+    cfg: &OperatorConfig,
+) -> Result<String, kube::Error> {
+    let ns = cc.namespace().unwrap_or_else(|| "default".into());
+    let job = jobs::build_job(cc, kind, valid.source.as_ref().map(|s| &s.volume), cfg);
+    let name = job.name_any();
+    let api: Api<Job> = Api::namespaced(client.clone(), &ns);
+    let mut body = serde_json::to_value(&job).map_err(kube::Error::SerdeError)?;
+    body["apiVersion"] = "batch/v1".into();
+    body["kind"] = "Job".into();
+    api.patch(&name, &PatchParams::apply(crate::MANAGER).force(), &Patch::Apply(&body)).await?;
+    Ok(name)
+}
+
+/// What the sync wrote.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Synced {
+    pub config: bool,
+    pub password: bool,
+    pub plugins: bool,
+}
+
+impl Synced {
+    pub fn any(&self) -> bool {
+        self.config || self.password || self.plugins
+    }
+}
+
+/// Writes the config (spec settings + API key), password and plugins where they differ.
+pub async fn sync(store: &RedisStore, cc: &ClientConfig, valid: &ValidCc) -> Result<Synced, StoreError> {
+    let mut out = Synced::default();
+    let current = store.get_config().await?;
+    let want = build::config_doc(current.as_ref(), &cc.spec.gateway, &valid.api_key);
+    if current.as_ref() != Some(&want) {
+        store.set_config(&want).await?;
+        out.config = true;
+    }
+    if let Some(pw) = &valid.password {
+        if store.get_password().await?.as_deref() != Some(pw.as_str()) {
+            store.set_password(pw).await?;
+            out.password = true;
+        }
+    }
+    let plugins = store.get_plugins().await?;
+    if let Some(want) = build::plugins_doc(plugins.as_ref(), &cc.spec.gateway) {
+        if plugins.as_ref() != Some(&want) {
+            store.set_plugins(&want).await?;
+            out.plugins = true;
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,168 @@
+//! The `ClientConfig` controller: dereference → validate → Redis check → build (Jobs, whether to
+//! sync) → apply (Jobs, config/key/password) → status, under a finalizer that honours
+//! `deletionPolicy`.
+
+pub mod apply;
+pub mod build;
+pub mod dereference;
+pub mod status;
+pub mod validate;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{finalizer, Event as Finalizer};
+use kube::{Api, ResourceExt};
+use poolgate_crds::{ClientConfig, DeletionPolicy};
+use serde_json::json;
+
+use crate::error::{Error, Result};
+use crate::events;
+use crate::jobs::{self, JobKind};
+use crate::Context;
+
+pub const FINALIZER: &str = "poolgate.dev/clientconfig-cleanup";
+pub const CONTROLLER: &str = "clientconfig";
+
+/// How often a ClientConfig is re-checked without any trigger (config drift, Redis outages).
+const RECHECK: Duration = Duration::from_secs(300);
+/// How often while a Job runs (Job changes also trigger through the `owns` watch).
+const JOB_POLL: Duration = Duration::from_secs(10);
+
+#[tracing::instrument(skip(cc, ctx), fields(cc = %cc.name_any(), ns = cc.namespace().unwrap_or_default()))]
+pub async fn reconcile(cc: Arc<ClientConfig>, ctx: Arc<Context>) -> Result<Action> {
+    let _timer = ctx.metrics.start(CONTROLLER);
+    let ns = cc.namespace().ok_or(Error::MissingMetadata("namespace"))?;
+    let api: Api<ClientConfig> = Api::namespaced(ctx.client.clone(), &ns);
+    let res = finalizer(&api, FINALIZER, cc.clone(), |event| async {
+        match event {
+            Finalizer::Apply(c) => apply_cc(&c, &ctx).await,
+            Finalizer::Cleanup(c) => cleanup_cc(&c, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    if res.is_ok() {
+        ctx.failures.reset(&cc.uid().unwrap_or_default());
+    }
+    res
+}
+
+pub fn error_policy(cc: Arc<ClientConfig>, err: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.failure(CONTROLLER, err.category());
+    tracing::warn!(cc = %cc.name_any(), reason = err.category(), "reconcile failed: {err}");
+    let recorder = ctx.recorder.clone();
+    let note = err.to_string();
+    let reason = err.category();
+    let delay = ctx.failures.fail(&cc.uid().unwrap_or_default());
+    tokio::spawn(async move { events::publish(&recorder, cc.as_ref(), true, reason, "Reconcile", note).await });
+    Action::requeue(delay)
+}
+
+async fn apply_cc(cc: &ClientConfig, ctx: &Context) -> Result<Action> {
+    let refs = dereference::dereference(&ctx.client, cc).await?;
+    let now = super::now_rfc3339();
+    let valid = match validate::validate(cc, &refs) {
+        Ok(v) => v,
+        Err(inv) => {
+            let st = status::compute(cc, None, Some((inv.reason, &inv.message)), None, None, &now);
+            write_status(cc, ctx, st).await?;
+            return Ok(Action::requeue(RECHECK));
+        }
+    };
+    let redacted = poolgate_store::settings::redact_url(&valid.redis.url);
+    let store = ctx.redis.get(&valid.redis.url, &valid.redis.prefix).await;
+    let redis = match &store {
+        Ok(s) => s.has_data().await.map_err(|e| e.to_string()),
+        Err(e) => Err(format!("{redacted}: {e}")),
+    };
+    let migrate_name =
+        valid.source.as_ref().map(|s| jobs::job_name(&cc.name_any(), &JobKind::Migrate { hash: s.hash.clone() }));
+    let observed = build::Observed {
+        redis: redis.clone(),
+        init_job: jobs::job_state(refs.jobs.get(&jobs::job_name(&cc.name_any(), &JobKind::Init))),
+        migrate_job: jobs::job_state(migrate_name.as_ref().and_then(|n| refs.jobs.get(n))),
+    };
+    let plan = build::plan(cc, &valid, &observed, cc.status.as_ref(), &now);
+    if let Some(kind) = &plan.create_job {
+        let name = apply::apply_job(&ctx.client, cc, kind, &valid, &ctx.config).await?;
+        let what = match kind {
+            JobKind::Init => "initialise the empty Redis".to_string(),
+            JobKind::Migrate { hash } => format!("import the migration source (content {hash})"),
+        };
+        events::publish(&ctx.recorder, cc, false, "JobCreated", "CreateJob", format!("Job {name} created to {what}"))
+            .await;
+    }
+    let synced = match (&store, plan.sync) {
+        (Ok(s), true) => Some(apply::sync(s, cc, &valid).await.map_err(|e| e.to_string())),
+        _ => None,
+    };
+    if let Some(Ok(w)) = &synced {
+        if w.any() {
+            let note = format!("wrote to Redis: config={} password={} plugins={}", w.config, w.password, w.plugins);
+            events::publish(&ctx.recorder, cc, false, "ConfigSynced", "Sync", note).await;
+        }
+    }
+    let synced_flag = synced.as_ref().map(|r| r.as_ref().map(|w| w.any()).map_err(Clone::clone));
+    let st = status::compute(cc, Some(&plan), None, synced_flag, Some(redacted.clone()), &now);
+    write_status(cc, ctx, st).await?;
+    if let Err(e) = redis {
+        return Err(Error::RedisUnreachable(e));
+    }
+    if let Some(Err(e)) = synced {
+        return Err(Error::Waiting(format!("writing the config failed: {e}")));
+    }
+    Ok(Action::requeue(if plan.sync { RECHECK } else { JOB_POLL }))
+}
+
+async fn write_status(cc: &ClientConfig, ctx: &Context, new: poolgate_crds::ClientConfigStatus) -> Result<()> {
+    let old = cc.status.as_ref();
+    if !status::needs_patch(old, &new) {
+        return Ok(());
+    }
+    let ns = cc.namespace().ok_or(Error::MissingMetadata("namespace"))?;
+    let api: Api<ClientConfig> = Api::namespaced(ctx.client.clone(), &ns);
+    let body = json!({"apiVersion": "poolgate.dev/v1alpha1", "kind": "ClientConfig", "status": new});
+    api.patch_status(&cc.name_any(), &PatchParams::apply(crate::MANAGER).force(), &Patch::Apply(&body)).await?;
+    let old_conditions = old.map(|s| s.conditions.clone()).unwrap_or_default();
+    events::condition_transitions(&ctx.recorder, cc, &old_conditions, &new.conditions).await;
+    Ok(())
+}
+
+async fn cleanup_cc(cc: &ClientConfig, ctx: &Context) -> Result<Action> {
+    let refs = dereference::dereference(&ctx.client, cc).await?;
+    if !refs.pools.is_empty() {
+        // Pools clean up through this ClientConfig's Redis: it must outlive them.
+        return Err(Error::Waiting(format!(
+            "{} ProviderPool(s) still refer to this ClientConfig ({:?}); it is deleted after them",
+            refs.pools.len(),
+            refs.pools
+        )));
+    }
+    if cc.spec.deletion_policy == DeletionPolicy::Retain {
+        let note = format!("deletionPolicy Retain: data under prefix {:?} is left in Redis", cc.spec.redis.key_prefix);
+        events::publish(&ctx.recorder, cc, false, "Retained", "Delete", note).await;
+        return Ok(Action::await_change());
+    }
+    let r = &cc.spec.redis.url_secret_ref;
+    let url =
+        refs.secrets.text(&r.name, &r.key).map_err(|e| Error::Waiting(format!("cannot delete the Redis data: {e}")))?;
+    let prefix = &cc.spec.redis.key_prefix;
+    let store = ctx
+        .redis
+        .get(&url, prefix)
+        .await
+        .map_err(|e| Error::RedisUnreachable(format!("{}: {e}", poolgate_store::settings::redact_url(&url))))?;
+    let report = poolgate_store::teardown::delete_instance(&store).await?;
+    drop(store);
+    ctx.redis.forget(&url, prefix).await;
+    let note = format!(
+        "deletionPolicy Delete: removed prefix {prefix:?} from Redis ({} pool(s), {} account(s), config, password, metadata, plugins, sessions)",
+        report.pools.len(),
+        report.accounts
+    );
+    events::publish(&ctx.recorder, cc, false, "Deleted", "Delete", note).await;
+    Ok(Action::await_change())
+}
