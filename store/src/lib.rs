@@ -14,6 +14,7 @@ pub mod provider;
 pub mod redis;
 pub mod settings;
 pub mod storage;
+pub mod teardown;
 pub mod time;
 pub mod transfer;
 
