@@ -39,7 +39,7 @@ impl StderrProgress {
     }
 
     fn draw(&self, done: usize, total: usize, name: &str) {
-        let filled = if total == 0 { BAR_WIDTH } else { done * BAR_WIDTH / total };
+        let filled = (done * BAR_WIDTH).checked_div(total).unwrap_or(BAR_WIDTH).min(BAR_WIDTH);
         let bar: String = "#".repeat(filled) + &"-".repeat(BAR_WIDTH - filled);
         let mut err = std::io::stderr().lock();
         let _ = write!(err, "\r{name:<30} [{bar}] {done}/{total}");

@@ -98,6 +98,8 @@ pub struct MockState {
     hits: AtomicU64,
     hits_by_key: Mutex<HashMap<String, u64>>,
     log: Mutex<Vec<Hit>>,
+    /// key → (requests in progress, most ever in progress).
+    concurrency: Mutex<HashMap<String, (u64, u64)>>,
     /// Keep every request (tests); off for the benchmark binary.
     record: bool,
 }
@@ -148,6 +150,10 @@ impl MockUpstream {
     }
     pub fn hits_for_key(&self, key: &str) -> u64 {
         self.state.hits_by_key.lock().get(key).copied().unwrap_or(0)
+    }
+    /// The most requests with `key` ever in progress at once (unary answers, until sent).
+    pub fn max_concurrent(&self, key: &str) -> u64 {
+        self.state.concurrency.lock().get(key).map(|c| c.1).unwrap_or(0)
     }
     pub fn requests(&self) -> Vec<Hit> {
         self.state.log.lock().clone()
@@ -211,6 +217,7 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
             body: body.clone(),
         });
     }
+    let _busy = key.as_ref().filter(|_| state.record).map(|k| Busy::new(&state, k));
     let script =
         key.as_ref().and_then(|k| state.by_key.lock().get(k).cloned()).unwrap_or_else(|| state.default.lock().clone());
     if !script.delay.is_zero() {
@@ -245,6 +252,30 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
         return axum::Json(formats::unary(wire, &model)).into_response();
     }
     sse(wire, model, script)
+}
+
+/// Counts a request in progress for [`MockUpstream::max_concurrent`].
+struct Busy {
+    state: Arc<MockState>,
+    key: String,
+}
+
+impl Busy {
+    fn new(state: &Arc<MockState>, key: &str) -> Self {
+        let mut c = state.concurrency.lock();
+        let e = c.entry(key.to_string()).or_insert((0, 0));
+        e.0 += 1;
+        e.1 = e.1.max(e.0);
+        Self { state: state.clone(), key: key.to_string() }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        if let Some(e) = self.state.concurrency.lock().get_mut(&self.key) {
+            e.0 -= 1;
+        }
+    }
 }
 
 fn sse(wire: Wire, model: String, script: Script) -> Response {
