@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 pub const KEY: &str = "test-client-key";
+/// An `env` value that removes the variable instead of setting it.
+pub const UNSET: &str = "<unset>";
 
 /// A running gateway process; killed when dropped.
 pub struct Gateway {
@@ -52,7 +54,11 @@ impl Gateway {
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"));
         for (k, v) in env {
-            cmd.env(k, v);
+            if v == UNSET {
+                cmd.env_remove(k);
+            } else {
+                cmd.env(k, v);
+            }
         }
         let child = cmd.spawn().expect("spawn poolgate");
         let gw = Self { port, child: Some(child), log };
