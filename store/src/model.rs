@@ -49,6 +49,14 @@ pub struct Session {
     pub expiry_time: i64,
 }
 
+impl Session {
+    /// What sessions are stored under: SHA-256 of the bearer token, hex (never the raw token).
+    pub fn token_hash(token: &str) -> String {
+        use sha2::{Digest, Sha256};
+        hex::encode(Sha256::digest(token.as_bytes()))
+    }
+}
+
 /// The spec-owned part of one account (credentials, names, settings), as the operator applies it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AccountSpec {

@@ -101,3 +101,23 @@ async fn concurrent_updates_in_one_process_are_exact_on_disk() {
     let v: Value = serde_json::from_str(&text).expect("json");
     assert_eq!(v["openai-custom"][0]["usageCount"], 1600);
 }
+
+#[tokio::test]
+async fn reference_sessions_stay_valid_and_are_rewritten_hashed() {
+    let tmp = copy_fixture_configs();
+    let dir = tmp.path().join("configs");
+    let live = "3f9c0000000000000000000000000000000000000000000000000000000000aa";
+    let expired = "3f9c0000000000000000000000000000000000000000000000000000000000bb";
+    let s = FileStore::open(&dir).await.expect("open");
+    assert!(s.get_session(live).await.expect("get").is_some(), "a reference session (raw-token key) still works");
+    assert!(s.get_session(expired).await.expect("get").is_none());
+    let now = poolgate_store::time::epoch_ms();
+    let sess = poolgate_store::Session { username: "admin".into(), login_time: now, expiry_time: now + 60_000 };
+    s.put_session("new-token", &sess).await.expect("put");
+    let text = std::fs::read_to_string(dir.join("token-store.json")).expect("read");
+    assert!(!text.contains("new-token") && !text.contains(live), "no raw token on disk: {text}");
+    assert!(text.contains("\"keyFormat\": \"sha256\""), "{text}");
+    let again = FileStore::open(&dir).await.expect("reopen");
+    assert_eq!(again.get_session("new-token").await.expect("get"), Some(sess));
+    assert!(again.get_session(live).await.expect("get").is_some());
+}

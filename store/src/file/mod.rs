@@ -170,15 +170,15 @@ fn parse_pools(v: &Value, path: &Path) -> Result<IndexMap<String, Vec<Account>>>
     Ok(out)
 }
 
+/// Sessions by token hash. The reference's file is keyed by raw tokens (hashed here, so its
+/// sessions stay valid); poolgate's carries the SHA-256 marker and is used as it is.
 fn parse_sessions(v: &Value, path: &Path) -> Result<BTreeMap<String, Session>> {
     let tokens = v.get("tokens").cloned().unwrap_or_else(|| json!({}));
-    serde_json::from_value(tokens)
-        .map_err(|e| StoreError::Corrupt { location: path.display().to_string(), detail: format!("tokens: {e}") })
-}
-
-fn session_hash(token: &str) -> String {
-    use sha2::{Digest, Sha256};
-    hex::encode(Sha256::digest(token.as_bytes()))
+    let parsed: BTreeMap<String, Session> = serde_json::from_value(tokens)
+        .map_err(|e| StoreError::Corrupt { location: path.display().to_string(), detail: format!("tokens: {e}") })?;
+    let hashed =
+        v.get(paths::SESSION_KEY_FORMAT_FIELD).and_then(Value::as_str) == Some(paths::SESSION_KEY_FORMAT_SHA256);
+    Ok(if hashed { parsed } else { parsed.into_iter().map(|(k, s)| (Session::token_hash(&k), s)).collect() })
 }
 
 /// Serialises the dirty files under the state lock, then writes them outside it.
@@ -210,7 +210,9 @@ fn render(st: &State, f: File) -> Option<Vec<u8>> {
                 .collect(),
         ),
         File::Password => return st.password.as_ref().map(|p| p.clone().into_bytes()),
-        File::Sessions => json!({ "tokens": st.sessions }),
+        File::Sessions => {
+            json!({ paths::SESSION_KEY_FORMAT_FIELD: paths::SESSION_KEY_FORMAT_SHA256, "tokens": st.sessions })
+        }
         File::Usage => st.usage.clone()?,
         File::Plugins => st.plugins.clone()?,
     };
@@ -447,7 +449,7 @@ impl Storage for FileStore {
             let mut st = self.inner.state.lock();
             let now = time::epoch_ms();
             st.sessions.retain(|_, s| s.expiry_time > now);
-            st.sessions.insert(session_hash(token), session.clone());
+            st.sessions.insert(Session::token_hash(token), session.clone());
         }
         self.persist(File::Sessions).await?;
         Ok(Applied::Done(()))
@@ -455,11 +457,11 @@ impl Storage for FileStore {
 
     async fn get_session(&self, token: &str) -> Result<Option<Session>> {
         let st = self.inner.state.lock();
-        Ok(st.sessions.get(&session_hash(token)).filter(|s| s.expiry_time > time::epoch_ms()).cloned())
+        Ok(st.sessions.get(&Session::token_hash(token)).filter(|s| s.expiry_time > time::epoch_ms()).cloned())
     }
 
     async fn delete_session(&self, token: &str) -> Result<Applied> {
-        self.inner.state.lock().sessions.remove(&session_hash(token));
+        self.inner.state.lock().sessions.remove(&Session::token_hash(token));
         self.persist(File::Sessions).await?;
         Ok(Applied::Done(()))
     }

@@ -9,6 +9,11 @@ pub const SESSIONS: &str = "token-store.json";
 pub const USAGE: &str = "usage-cache.json";
 pub const PLUGINS: &str = "plugins.json";
 
+/// Marker in token-store.json saying its keys are SHA-256 hashes of the session tokens (poolgate
+/// writes it; the reference's files have raw tokens as keys and no marker).
+pub const SESSION_KEY_FORMAT_FIELD: &str = "keyFormat";
+pub const SESSION_KEY_FORMAT_SHA256: &str = "sha256";
+
 /// Resolves an account's token path as the reference's migration does: `./x` is relative to the
 /// parent of the config directory (the process working directory of a standard layout), other
 /// relative paths to the config directory, absolute paths as they are.

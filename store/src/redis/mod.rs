@@ -360,8 +360,7 @@ fn account_result(pool: &str, uuid: &str, keys: &Keys, r: Applied<Outcome>) -> R
 }
 
 fn session_key(keys: &Keys, token: &str) -> String {
-    use sha2::{Digest, Sha256};
-    keys.session(&hex::encode(Sha256::digest(token.as_bytes())))
+    keys.session(&Session::token_hash(token))
 }
 
 #[async_trait]

@@ -49,6 +49,5 @@ impl Progress for NoProgress {
 
 /// Session keys are SHA-256 of the bearer token (the reference stored the raw token).
 pub fn session_hash(token: &str) -> String {
-    use sha2::{Digest, Sha256};
-    hex::encode(Sha256::digest(token.as_bytes()))
+    crate::model::Session::token_hash(token)
 }

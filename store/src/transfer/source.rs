@@ -12,9 +12,7 @@ use crate::account::Account;
 use crate::file::{atomic, paths};
 use crate::provider::{self, ProviderKind};
 
-/// Marker `export` writes into token-store.json: its keys are already SHA-256 hashes.
-pub const SESSION_KEY_FORMAT_FIELD: &str = "keyFormat";
-pub const SESSION_KEY_FORMAT_SHA256: &str = "sha256";
+pub use crate::file::paths::{SESSION_KEY_FORMAT_FIELD, SESSION_KEY_FORMAT_SHA256};
 
 /// Everything read from a configuration directory.
 #[derive(Debug, Default)]
