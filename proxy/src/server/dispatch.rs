@@ -63,7 +63,8 @@ enum Settled {
 /// Serves `call`; always answers (errors in the client's shape).
 pub async fn dispatch(state: Arc<AppState>, call: ClientCall) -> Response {
     let cfg = state.config();
-    let known = state.store.list_pool_types().await.unwrap_or_default();
+    // Pool types are only needed to read a `type:model` name.
+    let known = if call.model.contains(':') { state.store.list_pool_types().await.unwrap_or_default() } else { Vec::new() };
     let chosen =
         routing::choose(&cfg, &state.providers, &call.headers, call.path_provider.as_deref(), &call.model, &known);
     let (pool, model) = match chosen {

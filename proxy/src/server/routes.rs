@@ -67,12 +67,21 @@ struct Endpoint {
 }
 
 async fn generate(state: Arc<AppState>, ep: Endpoint, path_provider: Option<String>, req: Request) -> Response {
+    let request_id = request_id(req.headers());
+    let span = tracing::info_span!("request", id = %request_id, route = ep.route);
+    tracing::Instrument::instrument(generate_in_span(state, ep, path_provider, req, request_id), span).await
+}
+
+async fn generate_in_span(
+    state: Arc<AppState>,
+    ep: Endpoint,
+    path_provider: Option<String>,
+    req: Request,
+    request_id: String,
+) -> Response {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let protocol = ep.protocol;
-    let request_id = request_id(&parts.headers);
-    let span = tracing::info_span!("request", id = %request_id, route = ep.route);
-    let _enter = span.enter();
     let fail = |e: ApiError| {
         state.metrics.request(ep.route, "none", e.status);
         e.into_response_for(protocol)
@@ -108,7 +117,6 @@ async fn generate(state: Arc<AppState>, ep: Endpoint, path_provider: Option<Stri
         Some(q) => format!("{below}?{q}"),
         None => below.to_string(),
     };
-    drop(_enter);
     let call = ClientCall {
         protocol,
         route: ep.route,
@@ -122,7 +130,7 @@ async fn generate(state: Arc<AppState>, ep: Endpoint, path_provider: Option<Stri
         request_id,
         started,
     };
-    tracing::Instrument::instrument(dispatch(state, call), span).await
+    dispatch(state, call).await
 }
 
 fn ep(protocol: Protocol, route: &'static str) -> Endpoint {
