@@ -482,7 +482,12 @@ fn the_migration_source_is_laid_out_as_the_reference_tree() {
 }
 
 fn obs(redis: Result<bool, &str>, init: JobState, migrate: JobState) -> Observed {
-    Observed { redis: redis.map_err(str::to_string), init_job: init, migrate_job: migrate }
+    Observed {
+        redis: redis.map_err(str::to_string),
+        init_job: init,
+        migrate_job: migrate,
+        previous_migrate_job: JobState::Absent,
+    }
 }
 
 fn cond<'a>(p: &'a ccbuild::CcPlan, t: &str) -> (&'a str, &'a str) {
@@ -538,6 +543,22 @@ fn clientconfig_plan_covers_every_branch() {
     assert_ne!(p.create_job, Some(JobKind::Migrate { hash: hash.clone() }));
     assert_eq!(cond(&p, "Migrated"), ("True", "Succeeded"));
     assert_eq!(p.migration, Some(recorded.clone()), "the record (and its time) stays as it was");
+
+    // A failed attempt left data behind: a new version of the source is still imported.
+    let failed = ClientConfigStatus {
+        migration: Some(MigrationStatus { source_hash: "old".into(), outcome: "Failed".into(), ..recorded.clone() }),
+        ..Default::default()
+    };
+    let p = ccbuild::plan(&m, &mv, &obs(Ok(true), Absent, Absent), Some(&failed), "t");
+    assert_eq!(p.create_job, Some(JobKind::Migrate { hash: hash.clone() }));
+    // ... but not while the Job of the previous version still runs.
+    let running = ClientConfigStatus {
+        migration: Some(MigrationStatus { source_hash: "old".into(), outcome: "Running".into(), ..recorded.clone() }),
+        ..Default::default()
+    };
+    let busy = Observed { previous_migrate_job: Running, ..obs(Ok(true), Absent, Absent) };
+    let p = ccbuild::plan(&m, &mv, &busy, Some(&running), "t");
+    assert_eq!((p.create_job.clone(), cond(&p, "Migrated"), p.sync), (None, ("Unknown", "PreviousJobRunning"), false));
 
     // Redis not empty, never migrated: skipped.
     let p = ccbuild::plan(&m, &mv, &obs(Ok(true), Absent, Absent), None, "t");

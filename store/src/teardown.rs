@@ -1,12 +1,26 @@
 //! Removing one gateway instance's data (poolgate addition, used by the operator's
 //! `deletionPolicy: Delete`): every pool with its tokens and indexes, then the instance's own keys
-//! (config, password, metadata, plugins, usage cache, pool index, sessions, refresh locks). Keys
-//! under other prefixes are never touched.
+//! (config, password, metadata, plugins, usage cache, pool index) and the key families poolgate
+//! writes under it (orphan tokens, sessions, refresh locks, Kiro indexes, writer sequences,
+//! concurrency slots and queues, named leases). Keys under other prefixes are never touched.
 
 use crate::error::Result;
 use crate::redis::bulk::BulkWrite;
 use crate::redis::RedisStore;
 use crate::storage::Storage;
+
+/// Key families (globs after the prefix) removed besides the pools.
+const FAMILIES: &[&str] = &[
+    "tokens:*",
+    "token-lock:*",
+    "sessions:*",
+    "kiro:*",
+    "writer:*",
+    "slots:*",
+    "slot-queue:*",
+    "slot-queue-exp:*",
+    "lease:*",
+];
 
 /// What [`delete_instance`] removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,8 +42,9 @@ pub async fn delete_instance(store: &RedisStore) -> Result<TeardownReport> {
     }
     let mut dels =
         vec![keys.config(), keys.password(), keys.meta(), keys.plugins(), keys.usage_cache(), keys.pool_types()];
-    dels.extend(store.scan_prefixed("sessions:*").await?);
-    dels.extend(store.scan_prefixed("token-lock:*").await?);
+    for family in FAMILIES {
+        dels.extend(store.scan_prefixed(family).await?);
+    }
     let item: Vec<BulkWrite> = dels.into_iter().map(|key| BulkWrite::Del { key }).collect();
     store.write_items(&[item], &mut |_| {}).await?;
     Ok(report)

@@ -15,6 +15,8 @@ pub struct Observed {
     pub init_job: JobState,
     /// The migration Job for the current source hash.
     pub migrate_job: JobState,
+    /// The Job of the migration recorded in status, when it ran for another source version.
+    pub previous_migrate_job: JobState,
 }
 
 /// The reconcile's decisions.
@@ -93,6 +95,10 @@ pub fn plan(
                 message,
             };
             let already = prior_success.as_ref().is_some_and(|m| m.source_hash == src.hash);
+            // An earlier attempt of ours for another version of the source that did not succeed.
+            let earlier = p.migration.as_ref().filter(|m| prior_success.is_none() && m.source_hash != src.hash);
+            let earlier_running = earlier.is_some_and(|_| obs.previous_migrate_job == JobState::Running);
+            let retry_after_failure = earlier.is_some() && !earlier_running;
             match &obs.migrate_job {
                 _ if already => {
                     p.conditions.push(Condition::new("Migrated", true, "Succeeded", format!("source {} imported by Job {job_name}", src.hash)));
@@ -116,7 +122,17 @@ pub fn plan(
                     p.migration = Some(record("Running", String::new(), false));
                     p.conditions.push(Condition::unknown("Migrated", "JobRunning", format!("Job {job_name} is importing the source")));
                 }
-                JobState::Absent if !has_data => {
+                JobState::Absent if earlier_running => {
+                    migrating = true;
+                    let prev = earlier.map(|m| m.job_name.clone()).unwrap_or_default();
+                    p.conditions.push(Condition::unknown(
+                        "Migrated",
+                        "PreviousJobRunning",
+                        format!("the source changed; waiting for Job {prev} (previous version) to finish first"),
+                    ));
+                }
+                // Redis empty, or holding only what an earlier failed attempt of ours imported.
+                JobState::Absent if !has_data || retry_after_failure => {
                     migrating = true;
                     p.create_job = Some(JobKind::Migrate { hash: src.hash.clone() });
                     p.migration = Some(record("Running", String::new(), false));
@@ -145,7 +161,12 @@ pub fn plan(
     if migrating {
         p.conditions.push(Condition::unknown("Initialized", "Migrating", "the migration Job seeds Redis"));
     } else if blocked {
-        p.conditions.push(Condition::unknown("Initialized", "MigrationFailed", "waiting for a successful migration"));
+        p.conditions.push(Condition::new(
+            "Initialized",
+            false,
+            "MigrationFailed",
+            "the migration Job failed; see the Migrated condition",
+        ));
     } else {
         match (&obs.init_job, has_data) {
             (JobState::Running, _) => {

@@ -84,6 +84,9 @@ async fn apply_cc(cc: &ClientConfig, ctx: &Context) -> Result<Action> {
         redis: redis.clone(),
         init_job: jobs::job_state(refs.jobs.get(&jobs::job_name(&cc.name_any(), &JobKind::Init))),
         migrate_job: jobs::job_state(migrate_name.as_ref().and_then(|n| refs.jobs.get(n))),
+        previous_migrate_job: jobs::job_state(
+            cc.status.as_ref().and_then(|s| s.migration.as_ref()).and_then(|m| refs.jobs.get(&m.job_name)),
+        ),
     };
     let plan = build::plan(cc, &valid, &observed, cc.status.as_ref(), &now);
     if let Some(kind) = &plan.create_job {

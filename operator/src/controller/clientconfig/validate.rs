@@ -112,7 +112,7 @@ pub fn validate(cc: &ClientConfig, refs: &CcRefs) -> Result<ValidCc, Invalid> {
 }
 
 /// Lays the source's keys out under the mount root as the reference's tree: explicit items go to
-/// `configs/<path>`; a key that a credential path in `provider_pools.json` ends with goes to that
+/// `configs/<path>` (items naming keys the source lacks are ignored); a key that a credential path in `provider_pools.json` ends with goes to that
 /// path; every other key to `configs/<key>`. Returns (key, path) sorted by key.
 pub fn layout(data: &SourceData, explicit: &[(String, String)]) -> Result<Vec<(String, String)>, String> {
     let mut out: BTreeMap<String, String> = BTreeMap::new();
@@ -126,9 +126,6 @@ pub fn layout(data: &SourceData, explicit: &[(String, String)]) -> Result<Vec<(S
             None => derived.get(key).cloned().unwrap_or_else(|| format!("configs/{key}")),
         };
         out.insert(key.clone(), path);
-    }
-    if let Some((k, _)) = explicit.iter().find(|(k, _)| !data.0.contains_key(k)) {
-        return Err(format!("items names key {k:?}, which the source does not have"));
     }
     Ok(out.into_iter().collect())
 }
