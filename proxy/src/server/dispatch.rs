@@ -64,7 +64,8 @@ enum Settled {
 pub async fn dispatch(state: Arc<AppState>, call: ClientCall) -> Response {
     let cfg = state.config();
     // Pool types are only needed to read a `type:model` name.
-    let known = if call.model.contains(':') { state.store.list_pool_types().await.unwrap_or_default() } else { Vec::new() };
+    let known =
+        if call.model.contains(':') { state.store.list_pool_types().await.unwrap_or_default() } else { Vec::new() };
     let chosen =
         routing::choose(&cfg, &state.providers, &call.headers, call.path_provider.as_deref(), &call.model, &known);
     let (pool, model) = match chosen {
