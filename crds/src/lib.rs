@@ -6,6 +6,8 @@
 //! when it drifts. Specs never hold a secret inline: they name Secrets by [`SecretKeyRef`].
 
 #![forbid(unsafe_code)]
+// `#[kube(printcolumn(..))]` repeats `type_ = ...` per column, which this lint misreads as duplicates.
+#![allow(clippy::duplicated_attributes)]
 
 pub mod client_config;
 pub mod common;

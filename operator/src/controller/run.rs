@@ -137,14 +137,10 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>, shutdown: tokio::
 }
 
 /// Resolves once `rx` turns true (or its sender is gone).
-pub fn stopped(
-    mut rx: tokio::sync::watch::Receiver<bool>,
-) -> impl std::future::Future<Output = ()> + Send + Sync + 'static {
-    async move {
-        while !*rx.borrow() {
-            if rx.changed().await.is_err() {
-                return;
-            }
+pub async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            return;
         }
     }
 }

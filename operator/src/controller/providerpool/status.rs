@@ -88,7 +88,7 @@ fn account_status(name: &str, uuid: &str, acc: Option<&Account>, seeded: Option<
         s.usage_count = a.usage_count();
         s.error_count = a.error_count();
         s.last_used = a.last_used().map(str::to_string);
-        s.last_error = a.last_error_message().map(|m| redact_error(m));
+        s.last_error = a.last_error_message().map(redact_error);
         s.needs_refresh = a.needs_refresh();
     }
     s
