@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use poolgate_store::transfer::{self, ExportOptions, ExportSummary};
 
 use super::progress::StderrProgress;
-use super::{connect, fatal, items_exit, print_errors, print_json, ConnArgs, EXIT_CODES_HELP};
+use super::{dry_run_note, open_store, print_errors, report, ConnArgs, EXIT_CODES_HELP};
 
 /// Write everything in Redis back to the reference's files: config.json, provider_pools.json
 /// (token path fields pointing at the exported token files), token files, pwd, token-store.json,
@@ -31,32 +31,18 @@ pub struct ExportArgs {
 }
 
 pub async fn run(args: ExportArgs) -> ExitCode {
-    let settings = match args.conn.settings(None) {
-        Ok(s) => s,
-        Err(e) => return fatal("export", &e),
-    };
-    let source = format!("{} (prefix {:?})", settings.redacted_url(), settings.key_prefix);
-    let store = match connect(settings).await {
-        Ok(s) => s,
-        Err(e) => return fatal("export", &e),
+    let (store, source) = match open_store("export", &args.conn, None).await {
+        Ok(opened) => opened,
+        Err(code) => return code,
     };
     let opts = ExportOptions { output_dir: args.output_dir.clone(), force: args.force, dry_run: args.dry_run };
     let progress = StderrProgress::new(args.json);
-    match transfer::export(&store, &opts, &progress).await {
-        Ok(sum) => {
-            if args.json {
-                print_json(&sum);
-            } else {
-                print_human(&args, &source, &sum);
-            }
-            items_exit(sum.success)
-        }
-        Err(e) => fatal("export", &e.into()),
-    }
+    let outcome = transfer::export(&store, &opts, &progress).await;
+    report("export", outcome, args.json, |sum| print_human(&args, &source, sum))
 }
 
 fn print_human(args: &ExportArgs, source: &str, s: &ExportSummary) {
-    let dry = if s.dry_run { " [DRY RUN: nothing written]" } else { "" };
+    let dry = dry_run_note(s.dry_run);
     println!("poolgate export: {source} -> {}{dry}", args.output_dir.display());
     println!("  pools:     {} ({} accounts)", s.pools_exported, s.providers_exported);
     println!("  tokens:    {}", s.tokens_exported);

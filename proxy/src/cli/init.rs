@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use poolgate_store::transfer::{self, init::DEFAULT_PORT, InitOptions, InitSummary};
 
-use super::{connect, fatal, items_exit, print_errors, print_json, ConnArgs, EXIT_CODES_HELP};
+use super::{dry_run_note, open_store, print_errors, report, ConnArgs, EXIT_CODES_HELP};
 
 /// Seed an empty Redis: config (API key generated unless given), empty pools for every known
 /// provider type (pool-types), default plugins, web UI password (generated unless given),
@@ -38,14 +38,9 @@ pub struct InitArgs {
 }
 
 pub async fn run(args: InitArgs) -> ExitCode {
-    let settings = match args.conn.settings(None) {
-        Ok(s) => s,
-        Err(e) => return fatal("init", &e),
-    };
-    let target = format!("{} (prefix {:?})", settings.redacted_url(), settings.key_prefix);
-    let store = match connect(settings).await {
-        Ok(s) => s,
-        Err(e) => return fatal("init", &e),
+    let (store, target) = match open_store("init", &args.conn, None).await {
+        Ok(opened) => opened,
+        Err(code) => return code,
     };
     let opts = InitOptions {
         api_key: args.api_key.clone(),
@@ -55,21 +50,12 @@ pub async fn run(args: InitArgs) -> ExitCode {
         force: args.force,
         dry_run: args.dry_run,
     };
-    match transfer::init(&store, &opts).await {
-        Ok(sum) => {
-            if args.json {
-                print_json(&sum);
-            } else {
-                print_human(&target, &sum);
-            }
-            items_exit(sum.success)
-        }
-        Err(e) => fatal("init", &e.into()),
-    }
+    let outcome = transfer::init(&store, &opts).await;
+    report("init", outcome, args.json, |sum| print_human(&target, sum))
 }
 
 fn print_human(target: &str, s: &InitSummary) {
-    let dry = if s.dry_run { " [DRY RUN: nothing written]" } else { "" };
+    let dry = dry_run_note(s.dry_run);
     println!("poolgate init: {target}{dry}");
     if s.already_initialized {
         println!(

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use poolgate_store::transfer::{self, MigrateOptions, MigrateSummary};
 
 use super::progress::StderrProgress;
-use super::{connect, fatal, items_exit, print_errors, print_json, read_config, ConnArgs, EXIT_CODES_HELP};
+use super::{dry_run_note, open_store, print_errors, read_config, report, ConnArgs, EXIT_CODES_HELP};
 
 /// Import config.json, provider_pools.json, token files, pwd, token-store.json sessions,
 /// usage-cache.json and plugins.json into Redis. Items already in Redis are skipped unless
@@ -34,14 +34,9 @@ pub struct MigrateArgs {
 }
 
 pub async fn run(args: MigrateArgs) -> ExitCode {
-    let settings = match args.conn.settings(read_config(&args.config_dir).as_ref()) {
-        Ok(s) => s,
-        Err(e) => return fatal("migrate", &e),
-    };
-    let target = format!("{} (prefix {:?})", settings.redacted_url(), settings.key_prefix);
-    let store = match connect(settings).await {
-        Ok(s) => s,
-        Err(e) => return fatal("migrate", &e),
+    let (store, target) = match open_store("migrate", &args.conn, read_config(&args.config_dir).as_ref()).await {
+        Ok(opened) => opened,
+        Err(code) => return code,
     };
     let opts = MigrateOptions {
         config_dir: args.config_dir.clone(),
@@ -50,21 +45,12 @@ pub async fn run(args: MigrateArgs) -> ExitCode {
         verify: args.verify,
     };
     let progress = StderrProgress::new(args.json);
-    match transfer::migrate(&store, &opts, &progress).await {
-        Ok(sum) => {
-            if args.json {
-                print_json(&sum);
-            } else {
-                print_human(&args, &target, &sum);
-            }
-            items_exit(sum.success)
-        }
-        Err(e) => fatal("migrate", &e.into()),
-    }
+    let outcome = transfer::migrate(&store, &opts, &progress).await;
+    report("migrate", outcome, args.json, |sum| print_human(&args, &target, sum))
 }
 
 fn print_human(args: &MigrateArgs, target: &str, s: &MigrateSummary) {
-    let dry = if s.dry_run { " [DRY RUN: nothing written]" } else { "" };
+    let dry = dry_run_note(s.dry_run);
     println!("poolgate migrate: {} -> {target}{dry}", args.config_dir.display());
     println!(
         "  pools:     {} imported, {} skipped ({} accounts imported, {} skipped)",

@@ -14,6 +14,7 @@ pub mod progress;
 use std::path::Path;
 use std::process::ExitCode;
 
+use poolgate_store::transfer::{ExportSummary, InitSummary, MigrateSummary};
 use poolgate_store::{RedisSettings, RedisStore};
 use serde_json::Value;
 
@@ -64,6 +65,15 @@ pub async fn connect(settings: RedisSettings) -> anyhow::Result<RedisStore> {
     RedisStore::open_connected(settings).await.map_err(|e| anyhow::anyhow!("cannot connect to Redis at {url}: {e}"))
 }
 
+/// Resolves `conn` (over `config`) and connects. Returns the store and its description for the
+/// summary (redacted URL and key prefix), or exit code 1 after printing why it failed.
+pub async fn open_store(cmd: &str, conn: &ConnArgs, config: Option<&Value>) -> Result<(RedisStore, String), ExitCode> {
+    let settings = conn.settings(config).map_err(|e| fatal(cmd, &e))?;
+    let target = format!("{} (prefix {:?})", settings.redacted_url(), settings.key_prefix);
+    let store = connect(settings).await.map_err(|e| fatal(cmd, &e))?;
+    Ok((store, target))
+}
+
 /// config.json of a directory, when it exists and parses (only for connection settings;
 /// `migrate` reports a malformed file as an item error on its own).
 pub fn read_config(dir: &Path) -> Option<Value> {
@@ -107,4 +117,57 @@ pub fn print_errors(title: &str, errors: &[poolgate_store::transfer::ItemError])
 /// 0 when `ok`, else 3.
 pub fn items_exit(ok: bool) -> ExitCode {
     ExitCode::from(if ok { EXIT_OK } else { EXIT_ITEMS_FAILED })
+}
+
+/// A command's summary: printed as JSON or for humans; its success decides the exit code.
+pub trait Summary: serde::Serialize {
+    fn success(&self) -> bool;
+}
+
+impl Summary for MigrateSummary {
+    fn success(&self) -> bool {
+        self.success
+    }
+}
+
+impl Summary for ExportSummary {
+    fn success(&self) -> bool {
+        self.success
+    }
+}
+
+impl Summary for InitSummary {
+    fn success(&self) -> bool {
+        self.success
+    }
+}
+
+/// Prints a command's outcome (the JSON summary with `--json`, else `print_human`'s) and returns
+/// its exit code: 0, 3 when some items failed, 1 on a fatal error.
+pub fn report<S: Summary>(
+    cmd: &str,
+    outcome: Result<S, impl Into<anyhow::Error>>,
+    json: bool,
+    print_human: impl FnOnce(&S),
+) -> ExitCode {
+    match outcome {
+        Ok(sum) => {
+            if json {
+                print_json(&sum);
+            } else {
+                print_human(&sum);
+            }
+            items_exit(sum.success())
+        }
+        Err(e) => fatal(cmd, &e.into()),
+    }
+}
+
+/// The note a dry run's summary header ends with.
+pub fn dry_run_note(dry_run: bool) -> &'static str {
+    if dry_run {
+        " [DRY RUN: nothing written]"
+    } else {
+        ""
+    }
 }
