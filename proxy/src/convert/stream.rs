@@ -53,6 +53,15 @@ impl EncodeCtx {
             }
         }
     }
+
+    /// Takes what an upstream `Start` announces: its model (see [`Self::adopt_model`]) and, unless
+    /// `id` is set already, its non-empty response id.
+    pub(crate) fn adopt_start(&mut self, id: &mut Option<String>, start_id: Option<String>, model: Option<&str>) {
+        self.adopt_model(model);
+        if id.is_none() {
+            *id = start_id.filter(|i| !i.is_empty());
+        }
+    }
 }
 
 /// Converts one streamed response from `backend`'s SSE format into `client`'s.
@@ -301,6 +310,19 @@ pub(crate) fn parse_data(ev: &SseEvent) -> Option<Value> {
             tracing::warn!(error = %e, len = ev.data.len(), "skipping SSE event with invalid JSON");
             None
         }
+    }
+}
+
+/// The event's type: the data's `type` field, else the SSE `event:` name.
+pub(crate) fn event_type<'a>(o: &'a Obj, ev: &'a SseEvent) -> &'a str {
+    text(o, "type").or(ev.event.as_deref()).unwrap_or_default()
+}
+
+/// A `Start` event from the `id` and `model` fields of the object announcing the response.
+pub(crate) fn start_from(o: Option<&Obj>) -> StreamEvent {
+    StreamEvent::Start {
+        id: o.and_then(|o| text(o, "id")).map(str::to_string),
+        model: o.and_then(|o| text(o, "model")).map(str::to_string),
     }
 }
 

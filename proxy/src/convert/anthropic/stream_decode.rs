@@ -8,7 +8,7 @@ use super::{finish_from_str, usage_from_json};
 use crate::convert::ir::StreamEvent;
 use crate::convert::json::{obj, text, to_text, Obj};
 use crate::convert::sse::SseEvent;
-use crate::convert::stream::{parse_data, upstream_error, StreamDecoder};
+use crate::convert::stream::{event_type, parse_data, start_from, upstream_error, StreamDecoder};
 
 #[derive(Clone, Copy)]
 enum Block {
@@ -30,14 +30,11 @@ impl StreamDecoder for Decoder {
     fn decode(&mut self, ev: &SseEvent, out: &mut Vec<StreamEvent>) {
         let Some(v) = parse_data(ev) else { return };
         let Some(o) = v.as_object() else { return };
-        let kind = text(o, "type").or(ev.event.as_deref()).unwrap_or_default();
+        let kind = event_type(o, ev);
         match kind {
             "message_start" => {
                 let m = obj(o, "message");
-                out.push(StreamEvent::Start {
-                    id: m.and_then(|m| text(m, "id")).map(str::to_string),
-                    model: m.and_then(|m| text(m, "model")).map(str::to_string),
-                });
+                out.push(start_from(m));
                 if let Some(u) = m.and_then(|m| obj(m, "usage")) {
                     out.push(StreamEvent::Usage(usage_from_json(u)));
                 }

@@ -141,10 +141,7 @@ impl StreamEncoder for Encoder {
         }
         match ev {
             StreamEvent::Start { id, model } => {
-                self.ctx.adopt_model(model.as_deref());
-                if self.id.is_none() {
-                    self.id = id.filter(|i| !i.is_empty());
-                }
+                self.ctx.adopt_start(&mut self.id, id, model.as_deref());
                 self.announced = true;
             }
             StreamEvent::Usage(u) => self.usage.merge(&u),

@@ -8,7 +8,7 @@ use super::{finish_from_str, usage_from_json};
 use crate::convert::ir::StreamEvent;
 use crate::convert::json::{arr, obj, text, Obj};
 use crate::convert::sse::SseEvent;
-use crate::convert::stream::{parse_data, upstream_error, StreamDecoder};
+use crate::convert::stream::{parse_data, start_from, upstream_error, StreamDecoder};
 
 #[derive(Default)]
 pub(crate) struct Decoder {
@@ -33,10 +33,7 @@ impl StreamDecoder for Decoder {
         }
         if !self.started {
             self.started = true;
-            out.push(StreamEvent::Start {
-                id: text(o, "id").map(str::to_string),
-                model: text(o, "model").map(str::to_string),
-            });
+            out.push(start_from(Some(o)));
         }
         // Only choice 0 is converted (`n > 1` has no equivalent elsewhere).
         let choice = arr(o, "choices")

@@ -9,7 +9,7 @@ use crate::convert::client_error::status_from_kind;
 use crate::convert::ir::{FinishReason, StreamEvent};
 use crate::convert::json::{obj, text, Obj};
 use crate::convert::sse::SseEvent;
-use crate::convert::stream::{parse_data, upstream_error, StreamDecoder};
+use crate::convert::stream::{event_type, parse_data, start_from, upstream_error, StreamDecoder};
 
 struct Call {
     index: usize,
@@ -30,14 +30,10 @@ impl StreamDecoder for Decoder {
     fn decode(&mut self, ev: &SseEvent, out: &mut Vec<StreamEvent>) {
         let Some(v) = parse_data(ev) else { return };
         let Some(o) = v.as_object() else { return };
-        let kind = text(o, "type").or(ev.event.as_deref()).unwrap_or_default();
+        let kind = event_type(o, ev);
         match kind {
             "response.created" => {
-                let r = obj(o, "response");
-                out.push(StreamEvent::Start {
-                    id: r.and_then(|r| text(r, "id")).map(str::to_string),
-                    model: r.and_then(|r| text(r, "model")).map(str::to_string),
-                });
+                out.push(start_from(obj(o, "response")));
             }
             "response.output_item.added" => self.item_added(o, out),
             "response.output_text.delta" | "response.refusal.delta" => {
