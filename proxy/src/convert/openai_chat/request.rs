@@ -11,7 +11,9 @@ use crate::convert::json::{
     as_obj, field, opt_array, opt_bool, opt_f64, opt_i64, opt_obj, opt_str, opt_u64, req_str, string_or_list, Obj,
 };
 use crate::convert::media;
-use crate::convert::request_util::push_message;
+use crate::convert::request_util::{
+    decode_json_schema_format, decode_openai_content, decode_openai_tool_choice, push_message,
+};
 
 pub(crate) fn decode(body: &Value) -> Result<Request, ConvertError> {
     let o = as_obj(body, "body")?;
@@ -34,7 +36,7 @@ pub(crate) fn decode(body: &Value) -> Result<Request, ConvertError> {
         reasoning: opt_str(o, "reasoning_effort", "")?
             .and_then(Effort::parse)
             .map(|e| Reasoning { effort: Some(e), budget_tokens: None }),
-        tool_choice: decode_tool_choice(field(o, "tool_choice"))?,
+        tool_choice: decode_openai_tool_choice(field(o, "tool_choice"), tool_choice_function)?,
         response_format: decode_response_format(opt_obj(o, "response_format", "")?)?,
         ..Request::default()
     };
@@ -94,14 +96,7 @@ fn decode_message(v: &Value, path: &str, req: &mut Request) -> Result<(), Conver
 
 /// `content` as a string, an array of parts, or null.
 fn decode_content(v: Option<&Value>, path: &str) -> Result<Vec<Part>, ConvertError> {
-    match v {
-        None => Ok(Vec::new()),
-        Some(Value::String(s)) => Ok(if s.is_empty() { Vec::new() } else { vec![Part::Text(s.clone())] }),
-        Some(Value::Array(items)) => {
-            items.iter().enumerate().map(|(i, p)| decode_part(p, &format!("{path}[{i}]"))).collect()
-        }
-        Some(_) => Err(ConvertError::wrong_type(path, "a string or an array of content parts")),
-    }
+    decode_openai_content(v, path, decode_part)
 }
 
 fn decode_part(v: &Value, path: &str) -> Result<Part, ConvertError> {
@@ -148,23 +143,11 @@ fn decode_tool(v: &Value, path: &str) -> Result<Tool, ConvertError> {
     })
 }
 
-fn decode_tool_choice(v: Option<&Value>) -> Result<Option<ToolChoice>, ConvertError> {
-    let choice = match v {
-        None => return Ok(None),
-        Some(Value::String(s)) => match s.as_str() {
-            "auto" => ToolChoice::Auto,
-            "none" => ToolChoice::None,
-            "required" => ToolChoice::Required,
-            other => return Err(ConvertError::invalid_value("tool_choice", format!("{other:?}"))),
-        },
-        Some(Value::Object(o)) => {
-            let f = opt_obj(o, "function", "tool_choice")?
-                .ok_or_else(|| ConvertError::Missing("tool_choice.function".into()))?;
-            ToolChoice::Tool(req_str(f, "name", "tool_choice.function")?.to_string())
-        }
-        Some(_) => return Err(ConvertError::wrong_type("tool_choice", "a string or an object")),
-    };
-    Ok(Some(choice))
+/// `{"type": "function", "function": {"name": …}}`.
+fn tool_choice_function(o: &Obj) -> Result<String, ConvertError> {
+    let f =
+        opt_obj(o, "function", "tool_choice")?.ok_or_else(|| ConvertError::Missing("tool_choice.function".into()))?;
+    Ok(req_str(f, "name", "tool_choice.function")?.to_string())
 }
 
 fn decode_response_format(o: Option<&Obj>) -> Result<Option<ResponseFormat>, ConvertError> {
@@ -175,11 +158,7 @@ fn decode_response_format(o: Option<&Obj>) -> Result<Option<ResponseFormat>, Con
         "json_schema" => {
             let path = "response_format.json_schema";
             let js = opt_obj(o, "json_schema", "response_format")?.ok_or_else(|| ConvertError::Missing(path.into()))?;
-            Ok(Some(ResponseFormat::JsonSchema {
-                name: opt_str(js, "name", path)?.unwrap_or("response").to_string(),
-                schema: field(js, "schema").cloned().unwrap_or_else(|| json!({})),
-                strict: opt_bool(js, "strict", path)?,
-            }))
+            Ok(Some(decode_json_schema_format(js, path)?))
         }
         other => Err(ConvertError::invalid_value("response_format.type", format!("{other:?}"))),
     }

@@ -9,7 +9,9 @@ use crate::convert::ir::{
 };
 use crate::convert::json::{as_obj, field, opt_array, opt_bool, opt_f64, opt_obj, opt_str, opt_u64, req_str, Obj};
 use crate::convert::media;
-use crate::convert::request_util::push_message;
+use crate::convert::request_util::{
+    decode_json_schema_format, decode_openai_content, decode_openai_tool_choice, push_message,
+};
 
 pub(crate) fn decode(body: &Value) -> Result<Request, ConvertError> {
     let o = as_obj(body, "body")?;
@@ -25,7 +27,7 @@ pub(crate) fn decode(body: &Value) -> Result<Request, ConvertError> {
         stream: opt_bool(o, "stream", "")?.unwrap_or(false),
         user: opt_str(o, "user", "")?.map(str::to_string),
         parallel_tool_calls: opt_bool(o, "parallel_tool_calls", "")?,
-        tool_choice: decode_tool_choice(field(o, "tool_choice"))?,
+        tool_choice: decode_openai_tool_choice(field(o, "tool_choice"), tool_choice_function)?,
         ..Request::default()
     };
     if let Some(i) = opt_str(o, "instructions", "")? {
@@ -107,14 +109,7 @@ fn decode_message(it: &Obj, path: &str, req: &mut Request) -> Result<(), Convert
 }
 
 fn decode_content(v: Option<&Value>, path: &str) -> Result<Vec<Part>, ConvertError> {
-    match v {
-        None => Ok(Vec::new()),
-        Some(Value::String(s)) => Ok(if s.is_empty() { Vec::new() } else { vec![Part::Text(s.clone())] }),
-        Some(Value::Array(items)) => {
-            items.iter().enumerate().map(|(i, p)| decode_part(p, &format!("{path}[{i}]"))).collect()
-        }
-        Some(_) => Err(ConvertError::wrong_type(path, "a string or an array of content parts")),
-    }
+    decode_openai_content(v, path, decode_part)
 }
 
 fn decode_part(v: &Value, path: &str) -> Result<Part, ConvertError> {
@@ -144,22 +139,12 @@ fn decode_tool(v: &Value, path: &str) -> Result<Tool, ConvertError> {
     }
 }
 
-fn decode_tool_choice(v: Option<&Value>) -> Result<Option<ToolChoice>, ConvertError> {
-    let choice = match v {
-        None => return Ok(None),
-        Some(Value::String(s)) => match s.as_str() {
-            "auto" => ToolChoice::Auto,
-            "none" => ToolChoice::None,
-            "required" => ToolChoice::Required,
-            other => return Err(ConvertError::invalid_value("tool_choice", format!("{other:?}"))),
-        },
-        Some(Value::Object(o)) => match req_str(o, "type", "tool_choice")? {
-            "function" => ToolChoice::Tool(req_str(o, "name", "tool_choice")?.to_string()),
-            other => return Err(ConvertError::invalid_value("tool_choice.type", format!("{other:?}"))),
-        },
-        Some(_) => return Err(ConvertError::wrong_type("tool_choice", "a string or an object")),
-    };
-    Ok(Some(choice))
+/// `{"type": "function", "name": …}`; hosted tools cannot be forced elsewhere.
+fn tool_choice_function(o: &Obj) -> Result<String, ConvertError> {
+    match req_str(o, "type", "tool_choice")? {
+        "function" => Ok(req_str(o, "name", "tool_choice")?.to_string()),
+        other => Err(ConvertError::invalid_value("tool_choice.type", format!("{other:?}"))),
+    }
 }
 
 fn decode_format(f: &Obj) -> Result<Option<ResponseFormat>, ConvertError> {
@@ -167,11 +152,7 @@ fn decode_format(f: &Obj) -> Result<Option<ResponseFormat>, ConvertError> {
     match req_str(f, "type", path)? {
         "text" => Ok(None),
         "json_object" => Ok(Some(ResponseFormat::JsonObject)),
-        "json_schema" => Ok(Some(ResponseFormat::JsonSchema {
-            name: opt_str(f, "name", path)?.unwrap_or("response").to_string(),
-            schema: field(f, "schema").cloned().unwrap_or_else(|| json!({})),
-            strict: opt_bool(f, "strict", path)?,
-        })),
+        "json_schema" => Ok(Some(decode_json_schema_format(f, path)?)),
         other => Err(ConvertError::invalid_value("text.format.type", format!("{other:?}"))),
     }
 }
