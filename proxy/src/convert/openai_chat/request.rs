@@ -59,11 +59,11 @@ fn decode_message(v: &Value, path: &str, req: &mut Request) -> Result<(), Conver
     let content_path = format!("{path}.content");
     match role {
         "system" | "developer" => {
-            let text = join_text(&decode_content(field(m, "content"), &content_path)?);
+            let text = join_text(&decode_openai_content(field(m, "content"), &content_path, decode_part)?);
             req.system.push(text);
         }
         "user" => {
-            let parts = decode_content(field(m, "content"), &content_path)?;
+            let parts = decode_openai_content(field(m, "content"), &content_path, decode_part)?;
             push_message(&mut req.messages, Role::User, parts);
         }
         "assistant" => {
@@ -74,7 +74,7 @@ fn decode_message(v: &Value, path: &str, req: &mut Request) -> Result<(), Conver
                     break;
                 }
             }
-            parts.extend(decode_content(field(m, "content"), &content_path)?);
+            parts.extend(decode_openai_content(field(m, "content"), &content_path, decode_part)?);
             for (j, tc) in opt_array(m, "tool_calls", path)?.iter().enumerate() {
                 parts.push(Part::ToolCall(decode_tool_call(tc, &format!("{path}.tool_calls[{j}]"))?));
             }
@@ -84,7 +84,7 @@ fn decode_message(v: &Value, path: &str, req: &mut Request) -> Result<(), Conver
             let result = ToolResult {
                 call_id: req_str(m, "tool_call_id", path)?.to_string(),
                 name: opt_str(m, "name", path)?.map(str::to_string),
-                content: decode_content(field(m, "content"), &content_path)?,
+                content: decode_openai_content(field(m, "content"), &content_path, decode_part)?,
                 is_error: false,
             };
             push_message(&mut req.messages, Role::User, vec![Part::ToolResult(result)]);
@@ -92,11 +92,6 @@ fn decode_message(v: &Value, path: &str, req: &mut Request) -> Result<(), Conver
         other => return Err(ConvertError::invalid_value(format!("{path}.role"), format!("{other:?}"))),
     }
     Ok(())
-}
-
-/// `content` as a string, an array of parts, or null.
-fn decode_content(v: Option<&Value>, path: &str) -> Result<Vec<Part>, ConvertError> {
-    decode_openai_content(v, path, decode_part)
 }
 
 fn decode_part(v: &Value, path: &str) -> Result<Part, ConvertError> {

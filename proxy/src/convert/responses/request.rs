@@ -75,7 +75,7 @@ fn decode_item(v: &Value, path: &str, req: &mut Request) -> Result<(), ConvertEr
         "function_call_output" => {
             let content = match field(it, "output") {
                 Some(Value::String(s)) => vec![Part::Text(s.clone())],
-                other => decode_content(other, &format!("{path}.output"))?,
+                other => decode_openai_content(other, &format!("{path}.output"), decode_part)?,
             };
             let result =
                 ToolResult { call_id: req_str(it, "call_id", path)?.to_string(), name: None, content, is_error: false };
@@ -98,7 +98,7 @@ fn decode_item(v: &Value, path: &str, req: &mut Request) -> Result<(), ConvertEr
 }
 
 fn decode_message(it: &Obj, path: &str, req: &mut Request) -> Result<(), ConvertError> {
-    let parts = decode_content(field(it, "content"), &format!("{path}.content"))?;
+    let parts = decode_openai_content(field(it, "content"), &format!("{path}.content"), decode_part)?;
     match req_str(it, "role", path)? {
         "system" | "developer" => req.system.push(join_text(&parts)),
         "user" => push_message(&mut req.messages, Role::User, parts),
@@ -106,10 +106,6 @@ fn decode_message(it: &Obj, path: &str, req: &mut Request) -> Result<(), Convert
         other => return Err(ConvertError::invalid_value(format!("{path}.role"), format!("{other:?}"))),
     }
     Ok(())
-}
-
-fn decode_content(v: Option<&Value>, path: &str) -> Result<Vec<Part>, ConvertError> {
-    decode_openai_content(v, path, decode_part)
 }
 
 fn decode_part(v: &Value, path: &str) -> Result<Part, ConvertError> {
