@@ -313,6 +313,15 @@ pub(crate) fn parse_data(ev: &SseEvent) -> Option<Value> {
     }
 }
 
+/// Parses an event's JSON data as an object; invalid JSON is logged (see [`parse_data`]), other
+/// values are skipped.
+pub(crate) fn parse_object(ev: &SseEvent) -> Option<Obj> {
+    match parse_data(ev)? {
+        Value::Object(o) => Some(o),
+        _ => None,
+    }
+}
+
 /// The event's type: the data's `type` field, else the SSE `event:` name.
 pub(crate) fn event_type<'a>(o: &'a Obj, ev: &'a SseEvent) -> &'a str {
     text(o, "type").or(ev.event.as_deref()).unwrap_or_default()

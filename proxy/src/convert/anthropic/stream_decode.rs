@@ -8,7 +8,7 @@ use super::{finish_from_str, usage_from_json};
 use crate::convert::ir::StreamEvent;
 use crate::convert::json::{obj, text, to_text, Obj};
 use crate::convert::sse::SseEvent;
-use crate::convert::stream::{event_type, parse_data, start_from, upstream_error, StreamDecoder};
+use crate::convert::stream::{event_type, parse_object, start_from, upstream_error, StreamDecoder};
 
 #[derive(Clone, Copy)]
 enum Block {
@@ -28,8 +28,7 @@ pub(crate) struct Decoder {
 
 impl StreamDecoder for Decoder {
     fn decode(&mut self, ev: &SseEvent, out: &mut Vec<StreamEvent>) {
-        let Some(v) = parse_data(ev) else { return };
-        let Some(o) = v.as_object() else { return };
+        let Some(o) = &parse_object(ev) else { return };
         let kind = event_type(o, ev);
         match kind {
             "message_start" => {

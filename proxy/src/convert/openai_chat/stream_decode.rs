@@ -8,7 +8,7 @@ use super::{finish_from_str, usage_from_json};
 use crate::convert::ir::StreamEvent;
 use crate::convert::json::{arr, obj, text, Obj};
 use crate::convert::sse::SseEvent;
-use crate::convert::stream::{parse_data, start_from, upstream_error, StreamDecoder};
+use crate::convert::stream::{parse_object, start_from, upstream_error, StreamDecoder};
 
 #[derive(Default)]
 pub(crate) struct Decoder {
@@ -25,8 +25,7 @@ impl StreamDecoder for Decoder {
             self.end(out);
             return;
         }
-        let Some(v) = parse_data(ev) else { return };
-        let Some(o) = v.as_object() else { return };
+        let Some(o) = &parse_object(ev) else { return };
         if let Some(err) = upstream_error(o) {
             out.push(err);
             return;
