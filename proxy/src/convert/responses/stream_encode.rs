@@ -96,15 +96,25 @@ impl Encoder {
         self.output.len()
     }
 
+    /// Closes the open item and announces the next one, `item` built from its id (`prefix`…);
+    /// returns its output index and id.
+    fn add_item(&mut self, prefix: &str, out: &mut Vec<Bytes>, item: impl FnOnce(&str) -> Value) -> (usize, String) {
+        self.close_item(out);
+        let (n, rid) = (self.output_index(), self.response_id());
+        let id = item_id(prefix, &rid, n);
+        self.emit(out, json!({"type": "response.output_item.added", "output_index": n, "item": item(&id)}));
+        (n, id)
+    }
+
     fn open_message(&mut self, out: &mut Vec<Bytes>) {
         if matches!(self.open, Some(Item::Message { .. })) {
             return;
         }
-        self.close_item(out);
-        let (n, rid) = (self.output_index(), self.response_id());
-        let id = item_id("msg", &rid, n);
-        let item = json!({"type": "message", "id": id, "status": "in_progress", "role": "assistant", "content": []});
-        self.emit(out, json!({"type": "response.output_item.added", "output_index": n, "item": item}));
+        let (n, id) = self.add_item(
+            "msg",
+            out,
+            |id| json!({"type": "message", "id": id, "status": "in_progress", "role": "assistant", "content": []}),
+        );
         self.emit(
             out,
             json!({"type": "response.content_part.added", "item_id": id, "output_index": n,
@@ -117,11 +127,7 @@ impl Encoder {
         if matches!(self.open, Some(Item::Reasoning { .. })) {
             return;
         }
-        self.close_item(out);
-        let (n, rid) = (self.output_index(), self.response_id());
-        let id = item_id("rs", &rid, n);
-        let item = json!({"type": "reasoning", "id": id, "summary": []});
-        self.emit(out, json!({"type": "response.output_item.added", "output_index": n, "item": item}));
+        let (n, id) = self.add_item("rs", out, |id| json!({"type": "reasoning", "id": id, "summary": []}));
         self.emit(
             out,
             json!({"type": "response.reasoning_summary_part.added", "item_id": id, "output_index": n,
@@ -131,12 +137,10 @@ impl Encoder {
     }
 
     fn open_call(&mut self, index: usize, call_id: String, name: String, out: &mut Vec<Bytes>) {
-        self.close_item(out);
-        let (n, rid) = (self.output_index(), self.response_id());
-        let id = item_id("fc", &rid, n);
-        let item = json!({"type": "function_call", "id": id, "call_id": call_id, "name": name,
-                          "arguments": "", "status": "in_progress"});
-        self.emit(out, json!({"type": "response.output_item.added", "output_index": n, "item": item}));
+        let (_, id) = self.add_item("fc", out, |id| {
+            json!({"type": "function_call", "id": id, "call_id": call_id, "name": name,
+                   "arguments": "", "status": "in_progress"})
+        });
         self.open = Some(Item::Call { index, id, call_id, name, args: String::new() });
     }
 
