@@ -145,7 +145,10 @@ async fn failover_health_leases_and_live_config_across_replicas() {
     assert!(!get("bad401").is_healthy(), "401 → unhealthy at once");
     assert!(!get("bad500").is_healthy(), "5xx → unhealthy at MAX_ERROR_COUNT");
     assert!(get("bad429").scheduled_recovery_time().is_some(), "429 → cooldown");
-    assert!(client_hits(&mock, "k401") <= 3, "at most one 401 per replica: {}", client_hits(&mock, "k401"));
+    // Each replica stops choosing the account after its own first 401 (or on seeing the shared
+    // mark), so the only 401s are requests already in flight by then: at most the 12 concurrent
+    // clients, once per replica.
+    assert!(client_hits(&mock, "k401") <= 3 * 12, "401s beyond the in-flight bound: {}", client_hits(&mock, "k401"));
 
     // Phase 2: once marked, unhealthy accounts get no client traffic on any replica.
     tokio::time::sleep(Duration::from_millis(300)).await;
