@@ -139,8 +139,9 @@ impl Account {
     }
 }
 
+/// Integer value of a JSON number; fractions round down, as the Redis script does.
 fn number_as_i64(v: &Value) -> Option<i64> {
-    v.as_i64().or_else(|| v.as_f64().map(|f| f as i64))
+    v.as_i64().or_else(|| v.as_f64().map(|f| f.floor() as i64))
 }
 
 /// A composable change to one account, applied atomically: `unset`, then `set`, then `incr`,
