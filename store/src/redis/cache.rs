@@ -103,6 +103,20 @@ impl PoolCache {
         p.slots.insert(uuid.to_string(), Slot { account, epoch, at: Instant::now() });
     }
 
+    /// Changes a cached account in place (no copy), as a local write; false when not cached.
+    pub fn update(&self, pool: &str, uuid: &str, f: impl FnOnce(&mut Account)) -> bool {
+        let epoch = self.mark();
+        let mut pools = self.pools.write();
+        match pools.get_mut(pool).and_then(|p| p.slots.get_mut(uuid)) {
+            Some(Slot { account: Some(acc), epoch: e, .. }) => {
+                f(acc);
+                *e = epoch;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Merges accounts fetched from Redis after `mark` was taken. With `full`, the fetch is the
     /// whole pool and absent uuids are removed. Accounts written locally after `mark`, or with
     /// writes still pending (`skip`), keep their local state.

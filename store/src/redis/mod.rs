@@ -297,10 +297,7 @@ async fn warn_if_empty(shared: &Shared) {
 fn optimistic(shared: &Shared, w: &Write) {
     match w {
         Write::Ops { pool, uuid, ops } | Write::Spec { pool, uuid, ops, .. } => {
-            if let Some(Some(mut acc)) = shared.pools.account(pool, uuid, None) {
-                ops.apply(&mut acc);
-                shared.pools.write(pool, uuid, Some(acc));
-            }
+            shared.pools.update(pool, uuid, |acc| ops.apply(acc));
         }
         Write::Add { .. } => {}
         Write::Delete { pool, uuid } => {

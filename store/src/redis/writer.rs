@@ -97,13 +97,11 @@ impl Entry {
     }
 
     /// Merges `later` into this entry (callers check [`Entry::absorb_ok`] first).
-    fn absorb(&mut self, later: &Write) {
+    fn absorb(&mut self, later: Write) {
         match (&mut self.write, later) {
-            (Write::Ops { ops, .. }, Write::Ops { ops: o, .. }) => ops.merge(o.clone()),
-            (Write::Set { value, .. }, Write::Set { value: v, .. }) => value.clone_from(v),
-            (Write::HSet { fields, .. }, Write::HSet { fields: f, .. }) => {
-                fields.extend(f.iter().map(|(a, b)| (a.clone(), b.clone())))
-            }
+            (Write::Ops { ops, .. }, Write::Ops { ops: o, .. }) => ops.merge(o),
+            (Write::Set { value, .. }, Write::Set { value: v, .. }) => *value = v,
+            (Write::HSet { fields, .. }, Write::HSet { fields: f, .. }) => fields.extend(f),
             _ => {}
         }
     }
@@ -195,7 +193,7 @@ impl Queue {
             let newest = s.pending.iter_mut().rev().find(|e| target(&e.write) == key);
             match newest {
                 Some(e) if e.absorb_ok(&write) => {
-                    e.absorb(&write);
+                    e.absorb(write);
                     e.waiters.push(tx);
                 }
                 _ => s.pending.push_back(Entry { write, waiters: vec![tx] }),
