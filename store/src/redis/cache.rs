@@ -49,7 +49,8 @@ struct Pool {
 impl Pool {
     /// Marks everything stale (still served while Redis is down).
     fn stale(&mut self) {
-        self.fetched = None;
+        // Stale, not forgotten: while Redis is down the old data is still served.
+        self.fetched = self.fetched.map(|_| long_ago());
         let old = long_ago();
         for s in self.slots.values_mut() {
             s.at = old;
@@ -155,7 +156,7 @@ impl PoolCache {
         for p in self.pools.write().values_mut() {
             p.stale();
         }
-        *self.types.write() = None;
+        self.invalidate_types();
     }
 
     pub fn types(&self, ttl: Option<Duration>) -> Option<Vec<String>> {
@@ -178,7 +179,9 @@ impl PoolCache {
     }
 
     pub fn invalidate_types(&self) {
-        *self.types.write() = None;
+        if let Some((_, at)) = self.types.write().as_mut() {
+            *at = long_ago();
+        }
     }
 }
 
@@ -263,6 +266,21 @@ mod tests {
         let mark = c.mark();
         c.load("p", mark, vec![("b".into(), Some(acc("b", 3)))], true, &HashSet::new());
         assert_eq!(c.pool("p", None).expect("cached")[0].usage_count(), 3);
+    }
+
+    #[test]
+    fn invalidated_pools_are_refetched_when_possible_but_still_served_when_not() {
+        let c = PoolCache::default();
+        let mark = c.mark();
+        c.load("p", mark, vec![("a".into(), Some(acc("a", 1)))], true, &HashSet::new());
+        c.set_types(vec!["p".into()]);
+        c.invalidate_all();
+        assert!(c.pool("p", Some(Duration::from_secs(5))).is_none(), "stale under a TTL: refetch");
+        assert_eq!(c.pool("p", None).map(|p| p.len()), Some(1), "still served while Redis is down");
+        assert!(c.account("p", "a", Some(Duration::from_secs(5))).is_none());
+        assert!(c.account("p", "a", None).is_some());
+        assert!(c.types(Some(Duration::from_secs(5))).is_none());
+        assert_eq!(c.types(None), Some(vec!["p".to_string()]));
     }
 
     #[test]
