@@ -43,13 +43,8 @@ pub async fn condition_transitions<K: Resource<DynamicType = ()>>(
     }
 }
 
+/// At most `max` bytes, cut on a character boundary.
 fn truncate(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut cut = max;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-    }
+    s.truncate(s.floor_char_boundary(max));
     s
 }

@@ -60,14 +60,9 @@ pub fn upstream_message(body: &[u8]) -> Option<String> {
     (!text.is_empty()).then(|| truncate(text, 1000))
 }
 
+/// At most `max` bytes, cut on a character boundary.
 fn truncate(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut cut = max;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-    }
+    s.truncate(s.floor_char_boundary(max));
     s
 }
 
