@@ -10,6 +10,7 @@ pub mod cli;
 pub mod convert;
 pub mod logging;
 pub mod metrics;
+pub mod oauth;
 pub mod pool;
 pub mod providers;
 pub mod server;

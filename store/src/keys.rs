@@ -44,6 +44,12 @@ impl Keys {
     pub fn token(&self, provider_type: &str, uuid: &str) -> String {
         self.key(&format!("tokens:{provider_type}:{uuid}"))
     }
+    /// `(type, uuid)` of a token key (the inverse of [`Keys::token`]).
+    pub fn token_id(&self, key: &str) -> Option<(String, String)> {
+        let rest = key.strip_prefix(self.prefix.as_str())?.strip_prefix("tokens:")?;
+        let (pool, uuid) = rest.split_once(':')?;
+        Some((pool.to_string(), uuid.to_string()))
+    }
     /// `{p}token-lock:{type}:{uuid}`: refresh lock holding its owner id.
     pub fn token_lock(&self, provider_type: &str, uuid: &str) -> String {
         self.key(&format!("token-lock:{provider_type}:{uuid}"))

@@ -49,6 +49,15 @@ pub trait Storage: Send + Sync {
 
     // -- tokens ----------------------------------------------------------------------------
     async fn get_token(&self, pool: &str, uuid: &str) -> Result<Option<Value>>;
+    /// The token as stored right now, past any cache: what a refresh decision must read.
+    async fn load_token(&self, pool: &str, uuid: &str) -> Result<Option<Value>> {
+        self.get_token(pool, uuid).await
+    }
+    /// Tokens other processes changed, as `(pool, uuid)`; `None` when the backend has no
+    /// other processes to hear from (files).
+    fn watch_tokens(&self) -> Option<tokio::sync::broadcast::Receiver<(String, String)>> {
+        None
+    }
     /// Stores a token unconditionally (import, seeding). Never with a TTL.
     async fn set_token(&self, pool: &str, uuid: &str, token: &Value) -> Result<Applied>;
     /// Stores `token` only if the stored token's provider-native refresh field still equals

@@ -22,7 +22,7 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct Checker {
     pub store: Arc<dyn Storage>,
     pub providers: Registry,
-    pub http: reqwest::Client,
+    pub ctx: Arc<dyn Fn() -> ProviderCtx + Send + Sync>,
     pub replica_id: String,
     pub selector: Arc<super::Selector>,
 }
@@ -66,7 +66,7 @@ impl Checker {
 
     async fn check(&self, pool: String, provider: Arc<dyn Provider>, account: Account) {
         let model = account.check_model().unwrap_or(provider.default_check_model()).to_string();
-        let passed = self.probe(provider.as_ref(), &account, &model).await;
+        let passed = self.probe(provider.as_ref(), &pool, &account, &model).await;
         let uuid = account.uuid();
         match &passed {
             Ok(()) => tracing::info!(%pool, %uuid, %model, "health check passed: account recovered"),
@@ -80,7 +80,7 @@ impl Checker {
         }
     }
 
-    async fn probe(&self, provider: &dyn Provider, account: &Account, model: &str) -> Result<(), String> {
+    async fn probe(&self, provider: &dyn Provider, pool: &str, account: &Account, model: &str) -> Result<(), String> {
         let hi = json!({"model": model, "max_tokens": 1, "messages": [{"role": "user", "content": "Hi"}]});
         let (body, path) = match provider.backend() {
             Backend::PassThrough => (hi, "/v1/chat/completions"),
@@ -95,10 +95,11 @@ impl Checker {
             stream: false,
             path_and_query: path,
             client_headers: &headers,
+            pool,
         };
-        let ctx = ProviderCtx { http: self.http.clone(), store: self.store.clone() };
+        let ctx = (self.ctx)();
         let request = provider.request(&ctx, account, &call).await.map_err(|e| e.to_string())?;
-        match tokio::time::timeout(CHECK_TIMEOUT, request.send()).await {
+        match tokio::time::timeout(CHECK_TIMEOUT, request.builder.send()).await {
             Err(_) => Err("timed out".into()),
             Ok(Err(e)) => Err(e.to_string()),
             Ok(Ok(r)) if r.status().is_success() => Ok(()),

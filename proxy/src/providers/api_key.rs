@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::{field, join_url, Provider, ProviderCtx, ProviderError, UpstreamCall};
+use super::{field, join_url, Prepared, Provider, ProviderCtx, ProviderError, UpstreamCall};
 use crate::convert::{Backend, Protocol};
 use poolgate_store::Account;
 
@@ -82,7 +82,7 @@ impl Provider for ApiKeyProvider {
         ctx: &ProviderCtx,
         account: &Account,
         call: &UpstreamCall<'_>,
-    ) -> Result<reqwest::RequestBuilder, ProviderError> {
+    ) -> Result<Prepared, ProviderError> {
         let path = match self.shape {
             ApiKeyShape::OpenAiChat => "chat/completions",
             ApiKeyShape::OpenAiResponses => "responses",
@@ -97,7 +97,7 @@ impl Provider for ApiKeyProvider {
             }
         }
         let accept = if call.stream { "text/event-stream" } else { "application/json" };
-        Ok(rb.header("content-type", "application/json").header("accept", accept).body(call.body.clone()))
+        Ok(rb.header("content-type", "application/json").header("accept", accept).body(call.body.clone()).into())
     }
 
     fn list_models(&self, ctx: &ProviderCtx, account: &Account) -> Option<reqwest::RequestBuilder> {

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use super::{field, join_url, Provider, ProviderCtx, ProviderError, UpstreamCall};
+use super::{field, join_url, Prepared, Provider, ProviderCtx, ProviderError, UpstreamCall};
 use crate::convert::Backend;
 use poolgate_store::Account;
 
@@ -31,7 +31,7 @@ impl Provider for ForwardProvider {
         ctx: &ProviderCtx,
         account: &Account,
         call: &UpstreamCall<'_>,
-    ) -> Result<reqwest::RequestBuilder, ProviderError> {
+    ) -> Result<Prepared, ProviderError> {
         let base = field(account, "FORWARD_BASE_URL").ok_or(ProviderError::MissingCredential("FORWARD_BASE_URL"))?;
         let key = field(account, "FORWARD_API_KEY").ok_or(ProviderError::MissingCredential("FORWARD_API_KEY"))?;
         let header = field(account, "FORWARD_HEADER_NAME").unwrap_or("Authorization");
@@ -52,6 +52,6 @@ impl Provider for ForwardProvider {
                 rb = rb.header(*name, v.clone());
             }
         }
-        Ok(rb.body(call.body.clone()))
+        Ok(rb.body(call.body.clone()).into())
     }
 }

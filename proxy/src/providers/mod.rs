@@ -11,7 +11,14 @@
 //! [`Provider::classify`] to ask for a token refresh on 401 instead of benching the account.
 
 mod api_key;
+pub mod code_assist;
+pub mod codex;
 mod forward;
+mod google;
+pub mod iflow;
+pub mod qwen;
+pub mod settings;
+mod sse_rewrite;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,12 +32,77 @@ use crate::convert::{backend_for_provider, Backend};
 
 pub use api_key::{ApiKeyProvider, ApiKeyShape};
 pub use forward::ForwardProvider;
+pub use settings::Settings;
+
+use crate::oauth::{TokenEngine, TokenError, TokenGrant, TokenRequest};
+use crate::server::config::GatewayConfig;
 
 /// What a provider may use to build requests.
 #[derive(Clone)]
 pub struct ProviderCtx {
     pub http: reqwest::Client,
     pub store: Arc<dyn Storage>,
+    pub tokens: Arc<TokenEngine>,
+    pub config: Arc<GatewayConfig>,
+}
+
+impl ProviderCtx {
+    pub fn settings(&self) -> Settings<'_> {
+        Settings::new(&self.config.raw)
+    }
+
+    /// A valid OAuth token for `account` of `pool` (refreshed when needed, fleet-wide single
+    /// flight); with `refused`, one other than the token the upstream just rejected.
+    pub async fn token(
+        &self,
+        pool: &str,
+        account: &Account,
+        grant: &dyn TokenGrant,
+        refused: Option<&str>,
+    ) -> Result<Arc<crate::oauth::Token>, ProviderError> {
+        let settings = self.settings();
+        let req = TokenRequest { pool, account, grant, settings: &settings };
+        let t = match refused {
+            None => self.tokens.access(&req).await,
+            Some(r) => self.tokens.after_rejection(&req, r).await,
+        };
+        t.map_err(ProviderError::Token)
+    }
+}
+
+/// A request ready to send, with what the answer needs.
+pub struct Prepared {
+    pub builder: reqwest::RequestBuilder,
+    /// The OAuth credential it carries (so a 401 refreshes exactly that one).
+    pub access: Option<String>,
+    /// Turns the upstream's answer into the backend protocol, for upstreams that do not speak
+    /// one of the four protocols as is (Code Assist envelopes, Codex's SSE-only answers, Kiro).
+    pub adapter: Option<Box<dyn ResponseAdapter>>,
+}
+
+impl From<reqwest::RequestBuilder> for Prepared {
+    fn from(builder: reqwest::RequestBuilder) -> Self {
+        Self { builder, access: None, adapter: None }
+    }
+}
+
+/// An upstream answer that could not be adapted.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct AdaptError {
+    /// HTTP status to report (and to account the failure by).
+    pub status: u16,
+    pub message: String,
+}
+
+/// Rewrites one upstream answer into the provider's backend protocol.
+pub trait ResponseAdapter: Send {
+    /// One chunk of a streamed answer → backend-protocol SSE bytes (possibly empty).
+    fn push(&mut self, chunk: &[u8]) -> Result<Bytes, AdaptError>;
+    /// The stream ended.
+    fn finish(&mut self) -> Result<Bytes, AdaptError>;
+    /// A whole unary answer → a backend-protocol JSON body.
+    fn unary(&mut self, body: &[u8]) -> Result<Bytes, AdaptError>;
 }
 
 /// One upstream call, already converted to the provider's protocol.
@@ -44,6 +116,8 @@ pub struct UpstreamCall<'a> {
     pub path_and_query: &'a str,
     /// The client's request headers (pass-through providers forward some of them).
     pub client_headers: &'a HeaderMap,
+    /// Pool type (the key of the account's token).
+    pub pool: &'a str,
 }
 
 /// A provider could not build a request for an account.
@@ -54,6 +128,10 @@ pub enum ProviderError {
     MissingCredential(&'static str),
     #[error("account {field} is not a valid URL: {detail}")]
     BadUrl { field: &'static str, detail: String },
+    #[error("{0}")]
+    Token(TokenError),
+    #[error("{0}")]
+    Upstream(String),
 }
 
 /// How an upstream failure affects the account.
@@ -67,6 +145,8 @@ pub enum FailureKind {
     Server,
     /// Other 4xx: the request's fault; answered to the client, never counted.
     Client,
+    /// The OAuth access token was refused: refresh it and retry once, then switch.
+    Expired,
 }
 
 /// One provider type (`openai-custom`, …); `<type>-<suffix>` pools share their base type's.
@@ -84,13 +164,17 @@ pub trait Provider: Send + Sync {
         ctx: &ProviderCtx,
         account: &Account,
         call: &UpstreamCall<'_>,
-    ) -> Result<reqwest::RequestBuilder, ProviderError>;
+    ) -> Result<Prepared, ProviderError>;
     /// Builds `GET …/models` for an account, when the upstream has one (`data[].id` answers).
     fn list_models(&self, _ctx: &ProviderCtx, _account: &Account) -> Option<reqwest::RequestBuilder> {
         None
     }
-    /// Classifies a non-2xx upstream status.
-    fn classify(&self, status: u16) -> FailureKind {
+    /// The OAuth token protocol, for OAuth providers.
+    fn grant(&self) -> Option<&dyn TokenGrant> {
+        None
+    }
+    /// Classifies a non-2xx upstream answer (`body`: its first bytes).
+    fn classify(&self, status: u16, _body: &[u8]) -> FailureKind {
         match status {
             401 | 403 => FailureKind::Auth,
             429 => FailureKind::RateLimited,
@@ -113,6 +197,11 @@ impl Default for Registry {
             Arc::new(ApiKeyProvider::new("openaiResponses-custom", ApiKeyShape::OpenAiResponses)),
             Arc::new(ApiKeyProvider::new("claude-custom", ApiKeyShape::Anthropic)),
             Arc::new(ForwardProvider),
+            Arc::new(code_assist::CodeAssistProvider::gemini_cli()),
+            Arc::new(code_assist::CodeAssistProvider::antigravity()),
+            Arc::new(codex::CodexProvider::default()),
+            Arc::new(qwen::QwenProvider::default()),
+            Arc::new(iflow::IFlowProvider::default()),
         ];
         Self { by_base: list.into_iter().map(|p| (p.base_type(), p)).collect() }
     }
@@ -138,6 +227,18 @@ impl Registry {
     }
 }
 
+/// How OAuth upstreams' statuses affect the account: 401 refreshes the token and retries,
+/// 403 (suspended, no entitlement) benches it, 429 cools it down.
+pub(crate) fn oauth_classify(status: u16) -> FailureKind {
+    match status {
+        401 => FailureKind::Expired,
+        403 => FailureKind::Auth,
+        429 => FailureKind::RateLimited,
+        408 | 500..=599 => FailureKind::Server,
+        _ => FailureKind::Client,
+    }
+}
+
 /// A string field of an account, trimmed, if non-empty.
 pub(crate) fn field<'a>(account: &'a Account, name: &str) -> Option<&'a str> {
     account.get(name).and_then(|v| v.as_str()).map(str::trim).filter(|s| !s.is_empty())
@@ -157,7 +258,7 @@ mod tests {
         assert_eq!(r.get("openai-custom-eu").map(|p| p.base_type()), Some("openai-custom"));
         assert_eq!(r.get("claude-custom").map(|p| p.base_type()), Some("claude-custom"));
         assert_eq!(r.get("forward-api-2").map(|p| p.base_type()), Some("forward-api"));
-        assert!(r.get("claude-kiro-oauth").is_none(), "OAuth types are not served by this build");
+        assert_eq!(r.get("gemini-cli-oauth-2").map(|p| p.base_type()), Some("gemini-cli-oauth"));
         assert!(Registry::is_known("claude-kiro-oauth"));
         assert!(!Registry::is_known("nope"));
         assert_eq!(join_url("http://x/v1/", "/models"), "http://x/v1/models");

@@ -20,10 +20,11 @@ use crate::convert::{
     convert_error, convert_request_with, convert_response, parse_body, upstream_message, Backend, Protocol,
     RequestOverrides,
 };
+use crate::oauth::TokenError;
 use crate::pool::outcome::{self, Failure, Policy};
 use crate::pool::slots::{self, SlotError};
 use crate::pool::Pick;
-use crate::providers::{FailureKind, Provider, ProviderCtx, UpstreamCall};
+use crate::providers::{AdaptError, FailureKind, Prepared, Provider, ProviderError, UpstreamCall};
 
 /// Largest upstream error body read (the message is all that is kept).
 const ERROR_BODY_LIMIT: usize = 64 << 10;
@@ -245,6 +246,7 @@ async fn serve_pool(
             stream: call.stream,
             path_and_query: &call.path_and_query,
             client_headers: &call.headers,
+            pool: &target.pool,
         };
         let tracked = Tracked {
             state: state.clone(),
@@ -277,9 +279,12 @@ enum Attempt {
     Failed(Failure),
 }
 
-/// Masks the account's credentials in an upstream message.
-fn redact(message: String, account: &Account) -> String {
+/// Masks the account's credentials (and the OAuth token sent) in an upstream message.
+fn redact(message: String, account: &Account, access: Option<&str>) -> String {
     let mut out = message;
+    if let Some(a) = access.filter(|a| a.len() >= 6) {
+        out = out.replace(a, "***");
+    }
     for (k, v) in account.as_map() {
         if k.ends_with("API_KEY") {
             if let Some(secret) = v.as_str().filter(|s| s.len() >= 6) {
@@ -291,7 +296,9 @@ fn redact(message: String, account: &Account) -> String {
 }
 
 /// One upstream call on one account. Failures are recorded (through `tracked`'s drop) and
-/// returned for failover; a successful answer is returned ready for the client.
+/// returned for failover; a successful answer is returned ready for the client. An OAuth
+/// token the upstream refuses is refreshed (fleet-wide single flight) and the call retried
+/// once on the same account.
 async fn attempt(
     state: &Arc<AppState>,
     cfg: &GatewayConfig,
@@ -300,96 +307,137 @@ async fn attempt(
     call: &ClientCall,
     mut tracked: Tracked,
 ) -> Attempt {
-    let ctx = ProviderCtx { http: state.http.clone(), store: state.store.clone() };
+    let ctx = state.provider_ctx();
     let fail = |mut tracked: Tracked, f: Failure| {
         tracked.verdict = Verdict::Failed(f.clone());
         drop(tracked);
         Attempt::Failed(f)
     };
-    let request = match provider.request(&ctx, &tracked.account, up).await {
-        Ok(r) => r,
-        Err(e) => {
-            let message = e.to_string();
-            return fail(tracked, Failure::Auth { status: 0, message });
-        }
-    };
-    let deadline = tokio::time::Instant::now() + cfg.upstream_timeout;
-    let resp = match tokio::time::timeout_at(deadline, request.send()).await {
-        Err(_) => {
-            let message = format!("upstream did not answer within {} ms", cfg.upstream_timeout.as_millis());
-            return fail(tracked, Failure::Timeout { message });
-        }
-        Ok(Err(e)) if e.is_timeout() => return fail(tracked, Failure::Timeout { message: error_chain(&e) }),
-        Ok(Err(e)) => return fail(tracked, Failure::Network { message: error_chain(&e) }),
-        Ok(Ok(r)) => r,
-    };
-    let status = resp.status();
-    if !status.is_success() {
-        let retry_after =
-            resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(outcome::parse_retry_after);
-        let body = match tokio::time::timeout_at(deadline, read_limited(resp, ERROR_BODY_LIMIT)).await {
-            Ok(b) => b,
-            Err(_) => Bytes::new(),
+    let mut refreshed = false;
+    loop {
+        let prepared = match provider.request(&ctx, &tracked.account, up).await {
+            Ok(r) => r,
+            Err(e) => return fail(tracked, provider_failure(e)),
         };
-        let code = status.as_u16();
-        let message = redact(
-            upstream_message(&body).unwrap_or_else(|| format!("upstream returned HTTP {code}")),
-            &tracked.account,
-        );
-        return match provider.classify(code) {
-            FailureKind::Client => {
-                // The request's fault: answered as the upstream said, the account untouched.
-                tracked.verdict = Verdict::Neutral;
-                drop(tracked);
-                let resp = if provider.backend() == Backend::PassThrough {
-                    unary_response(status, None, body)
-                } else {
-                    let (s, b) = convert_error(call.protocol, code, message.as_bytes());
-                    json_error_value(s, b)
-                };
-                Attempt::Answer(resp)
+        let Prepared { builder, access, mut adapter } = prepared;
+        let deadline = tokio::time::Instant::now() + cfg.upstream_timeout;
+        let resp = match tokio::time::timeout_at(deadline, builder.send()).await {
+            Err(_) => {
+                let message = format!("upstream did not answer within {} ms", cfg.upstream_timeout.as_millis());
+                return fail(tracked, Failure::Timeout { message });
             }
-            FailureKind::Auth => fail(tracked, Failure::Auth { status: code, message }),
-            FailureKind::RateLimited => fail(tracked, Failure::RateLimited { message, retry_after }),
-            FailureKind::Server => fail(tracked, Failure::Server { status: code, message }),
+            Ok(Err(e)) if e.is_timeout() => return fail(tracked, Failure::Timeout { message: error_chain(&e) }),
+            Ok(Err(e)) => return fail(tracked, Failure::Network { message: error_chain(&e) }),
+            Ok(Ok(r)) => r,
         };
-    }
-    if call.stream {
+        let status = resp.status();
+        if !status.is_success() {
+            let retry_after =
+                resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(outcome::parse_retry_after);
+            let body = match tokio::time::timeout_at(deadline, read_limited(resp, ERROR_BODY_LIMIT)).await {
+                Ok(b) => b,
+                Err(_) => Bytes::new(),
+            };
+            let code = status.as_u16();
+            let message = redact(
+                upstream_message(&body).unwrap_or_else(|| format!("upstream returned HTTP {code}")),
+                &tracked.account,
+                access.as_deref(),
+            );
+            return match provider.classify(code, &body) {
+                FailureKind::Client => {
+                    // The request's fault: answered as the upstream said, the account untouched.
+                    tracked.verdict = Verdict::Neutral;
+                    drop(tracked);
+                    let resp = if provider.backend() == Backend::PassThrough {
+                        unary_response(status, None, body)
+                    } else {
+                        let (s, b) = convert_error(call.protocol, code, message.as_bytes());
+                        json_error_value(s, b)
+                    };
+                    Attempt::Answer(resp)
+                }
+                FailureKind::Expired => {
+                    let (Some(grant), Some(refused), false) = (provider.grant(), access.as_deref(), refreshed) else {
+                        return fail(tracked, Failure::Auth { status: code, message });
+                    };
+                    match ctx.token(up.pool, &tracked.account, grant, Some(refused)).await {
+                        Ok(_) => {
+                            refreshed = true;
+                            continue;
+                        }
+                        Err(e) => fail(tracked, Failure::Auth { status: code, message: format!("{message}; {e}") }),
+                    }
+                }
+                FailureKind::Auth => fail(tracked, Failure::Auth { status: code, message }),
+                FailureKind::RateLimited => fail(tracked, Failure::RateLimited { message, retry_after }),
+                FailureKind::Server => fail(tracked, Failure::Server { status: code, message }),
+            };
+        }
+        if call.stream {
+            let backend = provider.backend();
+            let client_model = routing_model(call);
+            return Attempt::Answer(stream_response(
+                resp,
+                backend,
+                call.protocol,
+                &client_model,
+                tracked,
+                cfg.stream_idle_timeout,
+                adapter,
+            ));
+        }
+        let content_type = resp.headers().get("content-type").cloned();
+        let bytes = match tokio::time::timeout_at(deadline, resp.bytes()).await {
+            Err(_) => {
+                return fail(tracked, Failure::Timeout { message: "upstream body did not arrive in time".into() })
+            }
+            Ok(Err(e)) => return fail(tracked, Failure::Network { message: error_chain(&e) }),
+            Ok(Ok(b)) => b,
+        };
+        let bytes = match adapter.as_mut().map(|a| a.unary(&bytes)) {
+            None => bytes,
+            Some(Ok(b)) => b,
+            Some(Err(e)) => return fail(tracked, adapt_failure(e)),
+        };
         let backend = provider.backend();
-        let client_model = routing_model(call);
-        return Attempt::Answer(stream_response(
-            resp,
-            backend,
-            call.protocol,
-            &client_model,
-            tracked,
-            cfg.stream_idle_timeout,
-        ));
-    }
-    let content_type = resp.headers().get("content-type").cloned();
-    let bytes = match tokio::time::timeout_at(deadline, resp.bytes()).await {
-        Err(_) => return fail(tracked, Failure::Timeout { message: "upstream body did not arrive in time".into() }),
-        Ok(Err(e)) => return fail(tracked, Failure::Network { message: error_chain(&e) }),
-        Ok(Ok(b)) => b,
-    };
-    let backend = provider.backend();
-    let out = match backend {
-        Backend::PassThrough => unary_response(status, content_type, bytes),
-        Backend::Protocol(p) if p == call.protocol => unary_response(StatusCode::OK, None, bytes),
-        Backend::Protocol(p) => {
-            let converted = parse_body(&bytes).and_then(|v| convert_response(p, call.protocol, &v));
-            match converted {
-                Ok(v) => unary_response(StatusCode::OK, None, Bytes::from(v.to_string())),
-                Err(e) => {
-                    let message = format!("upstream answer could not be converted: {e}");
-                    return fail(tracked, Failure::Server { status: 502, message });
+        let out = match backend {
+            Backend::PassThrough => unary_response(status, content_type, bytes),
+            Backend::Protocol(p) if p == call.protocol => unary_response(StatusCode::OK, None, bytes),
+            Backend::Protocol(p) => {
+                let converted = parse_body(&bytes).and_then(|v| convert_response(p, call.protocol, &v));
+                match converted {
+                    Ok(v) => unary_response(StatusCode::OK, None, Bytes::from(v.to_string())),
+                    Err(e) => {
+                        let message = format!("upstream answer could not be converted: {e}");
+                        return fail(tracked, Failure::Server { status: 502, message });
+                    }
                 }
             }
-        }
-    };
-    tracked.first_chunk();
-    drop(tracked);
-    Attempt::Answer(out)
+        };
+        tracked.first_chunk();
+        drop(tracked);
+        return Attempt::Answer(out);
+    }
+}
+
+/// How a provider that could not build its request affects the account.
+fn provider_failure(e: ProviderError) -> Failure {
+    let message = e.to_string();
+    match e {
+        ProviderError::Token(TokenError::Unavailable(_)) => Failure::Server { status: 503, message },
+        ProviderError::Upstream(_) => Failure::Server { status: 502, message },
+        _ => Failure::Auth { status: 0, message },
+    }
+}
+
+/// An answer the provider's adapter refused (Kiro exception frames, Codex `error` events).
+pub fn adapt_failure(e: AdaptError) -> Failure {
+    match e.status {
+        429 => Failure::RateLimited { message: e.message, retry_after: None },
+        401 | 403 => Failure::Auth { status: e.status, message: e.message },
+        s => Failure::Server { status: s, message: e.message },
+    }
 }
 
 fn json_error_value(status: u16, body: Value) -> Response {

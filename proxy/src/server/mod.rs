@@ -69,6 +69,7 @@ pub struct AppState {
     pub metrics: Metrics,
     pub tasks: Tasks,
     pub replica_id: String,
+    pub tokens: Arc<crate::oauth::TokenEngine>,
 }
 
 impl AppState {
@@ -79,17 +80,34 @@ impl AppState {
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(256)
             .build()?;
+        let replica_id = format!("{:016x}", rand::random::<u64>());
         Ok(Self {
-            store,
-            redis,
-            config: RwLock::new(Arc::new(config)),
-            http,
             providers: Registry::default(),
             selector: Arc::new(Selector::default()),
             metrics: Metrics::default(),
             tasks: Tasks::default(),
-            replica_id: format!("{:016x}", rand::random::<u64>()),
+            tokens: Arc::new(crate::oauth::TokenEngine::new(
+                store.clone(),
+                http.clone(),
+                replica_id.clone(),
+                crate::oauth::EngineOptions::from_lookup(|k| crate::providers::Settings::new(&config.raw).global(k)),
+            )),
+            store,
+            redis,
+            config: RwLock::new(Arc::new(config)),
+            http,
+            replica_id,
         })
+    }
+
+    /// What providers build requests with.
+    pub fn provider_ctx(&self) -> crate::providers::ProviderCtx {
+        crate::providers::ProviderCtx {
+            http: self.http.clone(),
+            store: self.store.clone(),
+            tokens: self.tokens.clone(),
+            config: self.config(),
+        }
     }
 
     /// The live configuration.
@@ -130,6 +148,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         background.push(tokio::spawn(watch_config(state.clone(), loaded.file_config, args.clone())));
     }
     background.push(tokio::spawn(health_task(state.clone())));
+    background.push(tokio::spawn(crate::oauth::refresher::run(state.clone())));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let app = router(state.clone());
@@ -246,7 +265,10 @@ async fn health_task(state: Arc<AppState>) {
     let checker = Checker {
         store: state.store.clone(),
         providers: state.providers.clone(),
-        http: state.http.clone(),
+        ctx: {
+            let st = state.clone();
+            Arc::new(move || st.provider_ctx())
+        },
         replica_id: state.replica_id.clone(),
         selector: state.selector.clone(),
     };

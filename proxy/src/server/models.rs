@@ -19,7 +19,6 @@ use super::routes::check_auth;
 use super::AppState;
 use crate::convert::Protocol;
 use crate::pool::select::usable;
-use crate::providers::ProviderCtx;
 
 const UPSTREAM_LIST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -41,7 +40,7 @@ async fn model_ids(state: &Arc<AppState>, pools: Vec<String>) -> BTreeSet<String
         if listed {
             continue;
         }
-        let ctx = ProviderCtx { http: state.http.clone(), store: state.store.clone() };
+        let ctx = state.provider_ctx();
         let Some(account) = accounts.iter().find(|a| usable(a, now)) else { continue };
         let Some(request) = provider.list_models(&ctx, account) else { continue };
         match tokio::time::timeout(UPSTREAM_LIST_TIMEOUT, request.send()).await {

@@ -18,6 +18,7 @@ use crate::convert::{convert_stream, Backend, Protocol, StreamConverter};
 use crate::pool::outcome::{self, Failure, Policy};
 use crate::pool::select::InFlight;
 use crate::pool::slots::SlotGuard;
+use crate::providers::ResponseAdapter;
 
 /// What the answer did to the account, recorded when it ends.
 #[derive(Debug, Clone)]
@@ -77,21 +78,36 @@ fn tracked_stream(
     upstream: reqwest::Response,
     tracked: Tracked,
     idle: Duration,
+    adapter: Option<Box<dyn ResponseAdapter>>,
 ) -> impl Stream<Item = Result<Bytes, String>> + Send + 'static {
     let body = Box::pin(upstream.bytes_stream());
-    stream::unfold(Some((body, tracked)), move |st| async move {
-        let (mut body, mut t) = st?;
+    stream::unfold(Some((body, tracked, adapter)), move |st| async move {
+        let (mut body, mut t, mut adapter) = st?;
         match tokio::time::timeout(idle, body.next()).await {
             Ok(Some(Ok(bytes))) => {
                 t.first_chunk();
-                Some((Ok(bytes), Some((body, t))))
+                match adapter.as_mut().map(|a| a.push(&bytes)) {
+                    None => Some((Ok(bytes), Some((body, t, adapter)))),
+                    Some(Ok(out)) => Some((Ok(out), Some((body, t, adapter)))),
+                    Some(Err(e)) => {
+                        t.verdict = Verdict::Failed(super::dispatch::adapt_failure(e.clone()));
+                        Some((Err(e.message), None))
+                    }
+                }
             }
             Ok(Some(Err(e))) => {
                 let message = format!("upstream connection failed mid-stream: {}", error_chain(&e));
                 t.verdict = Verdict::Failed(Failure::Network { message: message.clone() });
                 Some((Err(message), None))
             }
-            Ok(None) => None,
+            Ok(None) => match adapter.take().map(|mut a| a.finish()) {
+                None => None,
+                Some(Ok(out)) => Some((Ok(out), Some((body, t, None)))),
+                Some(Err(e)) => {
+                    t.verdict = Verdict::Failed(super::dispatch::adapt_failure(e.clone()));
+                    Some((Err(e.message), None))
+                }
+            },
             Err(_) => {
                 let message = format!("upstream sent nothing for {} s", idle.as_secs());
                 t.verdict = Verdict::Failed(Failure::Timeout { message: message.clone() });
@@ -109,10 +125,11 @@ pub fn stream_response(
     client_model: &str,
     tracked: Tracked,
     idle: Duration,
+    adapter: Option<Box<dyn ResponseAdapter>>,
 ) -> Response {
     let status = upstream.status();
     let content_type = upstream.headers().get("content-type").cloned();
-    let body = tracked_stream(upstream, tracked, idle);
+    let body = tracked_stream(upstream, tracked, idle, adapter);
     let (body, content_type) = match backend {
         Backend::PassThrough => {
             (Body::from_stream(body), content_type.unwrap_or(HeaderValue::from_static("text/event-stream")))

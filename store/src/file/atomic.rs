@@ -6,13 +6,22 @@ use crate::error::{Result, StoreError};
 
 /// Replaces `path` with `bytes` atomically (readers see the old or the new file, never a mix).
 pub async fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_mode(path, bytes, 0o644).await
+}
+
+/// [`write`] for secrets (token files): readable by the owner only, as the reference writes them.
+pub async fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_mode(path, bytes, 0o600).await
+}
+
+async fn write_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         tokio::fs::create_dir_all(dir).await.map_err(|e| StoreError::io(dir, e))?;
     }
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp.{}.{}", std::process::id(), crate::time::epoch_ms()));
     let result = async {
-        let mut f = tokio::fs::File::create(&tmp).await?;
+        let mut f = tokio::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp).await?;
         tokio::io::AsyncWriteExt::write_all(&mut f, bytes).await?;
         f.sync_all().await?;
         tokio::fs::rename(&tmp, path).await

@@ -369,7 +369,7 @@ impl Storage for FileStore {
 
     async fn set_token(&self, pool: &str, uuid: &str, token: &Value) -> Result<Applied> {
         let _io = self.inner.io.lock().await;
-        atomic::write(&self.token_path(pool, uuid), &atomic::pretty(token)).await?;
+        atomic::write_private(&self.token_path(pool, uuid), &atomic::pretty(token)).await?;
         Ok(Applied::Done(()))
     }
 
@@ -381,7 +381,7 @@ impl Storage for FileStore {
         if provider::refresh_token_of(pool, &current) != Some(expected_refresh) {
             return Ok(CasOutcome::Conflict { current });
         }
-        atomic::write(&path, &atomic::pretty(token)).await?;
+        atomic::write_private(&path, &atomic::pretty(token)).await?;
         Ok(CasOutcome::Updated)
     }
 

@@ -49,7 +49,12 @@ async fn handle(shared: &Shared, payload: &[u8]) {
         match (parts.next(), parts.next(), parts.next()) {
             (Some("a"), Some(pool), Some(uuid)) => accounts.entry(pool).or_default().push(uuid),
             (Some("p"), Some(pool), _) => shared.pools.invalidate_pool(pool),
-            (Some("k"), Some(key), _) => shared.kv.invalidate(key),
+            (Some("k"), Some(key), _) => {
+                shared.kv.invalidate(key);
+                if let Some(id) = shared.keys.token_id(key) {
+                    let _ = shared.token_changes.send(id);
+                }
+            }
             (Some("t"), _, _) => shared.pools.invalidate_types(),
             _ => {}
         }

@@ -48,6 +48,8 @@ pub(crate) struct Shared {
     queue: Queue,
     subscribed: tokio::sync::Notify,
     is_subscribed: std::sync::atomic::AtomicBool,
+    /// Token keys other processes changed, as `(pool, uuid)` (refresh waiters listen).
+    token_changes: tokio::sync::broadcast::Sender<(String, String)>,
 }
 
 /// Storage on Redis, shared by any number of processes.
@@ -85,6 +87,7 @@ impl RedisStore {
             queue: Queue::new(capacity, 0),
             subscribed: tokio::sync::Notify::new(),
             is_subscribed: std::sync::atomic::AtomicBool::new(false),
+            token_changes: tokio::sync::broadcast::channel(256).0,
         });
         if link.connect().await {
             tracing::info!(url = %link.settings.redacted_url(), prefix = %shared.keys.prefix(), "storage: Redis");
@@ -543,6 +546,17 @@ impl Storage for RedisStore {
 
     async fn get_token(&self, pool: &str, uuid: &str) -> Result<Option<Value>> {
         self.read_json(&self.shared.keys.token(pool, uuid), self.shared.ttls.pools).await
+    }
+
+    async fn load_token(&self, pool: &str, uuid: &str) -> Result<Option<Value>> {
+        let key = self.shared.keys.token(pool, uuid);
+        let raw: Option<String> = self.query(redis::cmd("GET").arg(&key)).await?;
+        self.shared.kv.write(&key, raw.clone());
+        raw.map(|r| serde_json::from_str(&r).map_err(|e| StoreError::corrupt(&key, &e))).transpose()
+    }
+
+    fn watch_tokens(&self) -> Option<tokio::sync::broadcast::Receiver<(String, String)>> {
+        Some(self.shared.token_changes.subscribe())
     }
 
     async fn set_token(&self, pool: &str, uuid: &str, token: &Value) -> Result<Applied> {
