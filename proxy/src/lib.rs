@@ -14,3 +14,4 @@ pub mod oauth;
 pub mod pool;
 pub mod providers;
 pub mod server;
+pub mod usage;

@@ -150,6 +150,59 @@ impl CodeAssistProvider {
         Ok(found)
     }
 
+    /// `retrieveUserQuota` (Gemini CLI) or `fetchAvailableModels` (Antigravity), per model.
+    async fn quota(&self, ctx: &ProviderCtx, pool: &str, account: &Account) -> Result<Value, String> {
+        let token = ctx.token(pool, account, &self.grant, None).await.map_err(|e| e.to_string())?;
+        let base = self.base_url(&ctx.settings(), account);
+        let project = self.project(ctx, account, &base, &token.access).await.map_err(|e| e.to_string())?;
+        let method = match self.flavor {
+            Flavor::GeminiCli => "retrieveUserQuota",
+            Flavor::Antigravity => "fetchAvailableModels",
+        };
+        let rb = ctx
+            .http
+            .post(format!("{base}/v1internal:{method}"))
+            .bearer_auth(&token.access)
+            .header("user-agent", self.user_agent())
+            .json(&json!({"project": project}))
+            .timeout(Duration::from_secs(10));
+        let answer = json_answer(rb).await?;
+        let mut models: Vec<(String, f64, Option<String>)> = match self.flavor {
+            Flavor::GeminiCli => answer
+                .get("buckets")
+                .and_then(Value::as_array)
+                .map(|b| {
+                    b.iter()
+                        .filter_map(|b| {
+                            let id = b.get("modelId")?.as_str()?.to_string();
+                            let rem = b.get("remainingFraction").and_then(Value::as_f64).unwrap_or(0.0);
+                            Some((id, rem, b.get("resetTime").and_then(Value::as_str).map(str::to_string)))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            Flavor::Antigravity => answer
+                .get("models")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .map(|(id, v)| {
+                            let q = v.get("quotaInfo");
+                            let rem = q
+                                .and_then(|q| q.get("remainingFraction").or_else(|| q.get("remaining")))
+                                .and_then(Value::as_f64)
+                                .unwrap_or(0.0);
+                            let reset = q.and_then(|q| q.get("resetTime")).and_then(Value::as_str).map(str::to_string);
+                            (id.clone(), rem, reset)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        models.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(crate::usage::model_breakdown(models))
+    }
+
     fn shape_body(&self, request: Value, model: &str, project: &str) -> Value {
         let mut request = request;
         if let Some(o) = request.as_object_mut() {
@@ -329,6 +382,14 @@ impl Provider for CodeAssistProvider {
             access: Some(token.access.clone()),
             adapter: Some(Box::new(Unwrap::new())),
         })
+    }
+
+    fn has_usage(&self) -> bool {
+        true
+    }
+
+    async fn usage(&self, ctx: &ProviderCtx, pool: &str, account: &Account) -> Option<Result<Value, String>> {
+        Some(self.quota(ctx, pool, account).await)
     }
 
     fn classify(&self, status: u16, _body: &[u8]) -> FailureKind {

@@ -21,6 +21,7 @@ use crate::oauth::{GrantCtx, RefreshError, TokenGrant};
 const BASE_URL: &str = "https://chatgpt.com/backend-api/codex";
 const TOKEN_URL: &str = "https://auth.openai.com/oauth/token";
 const CLIENT_ID: &str = "app_EMoamEEZ73f0CkXaXp7hrann";
+const USAGE_URL: &str = "https://chatgpt.com/backend-api/wham/usage";
 
 pub const MODELS: &[&str] = &[
     "gpt-5",
@@ -184,8 +185,48 @@ impl Provider for CodexProvider {
         })
     }
 
+    fn has_usage(&self) -> bool {
+        true
+    }
+
+    async fn usage(&self, ctx: &ProviderCtx, pool: &str, account: &Account) -> Option<Result<Value, String>> {
+        Some(self.quota(ctx, pool, account).await)
+    }
+
     fn classify(&self, status: u16, _body: &[u8]) -> FailureKind {
         super::oauth_classify(status)
+    }
+}
+
+impl CodexProvider {
+    /// `GET …/wham/usage`: the 5-hour and weekly windows, as the original project shows them.
+    async fn quota(&self, ctx: &ProviderCtx, pool: &str, account: &Account) -> Result<Value, String> {
+        let token = ctx.token(pool, account, &self.grant, None).await.map_err(|e| e.to_string())?;
+        let url = ctx.settings().get_or(account, "CODEX_USAGE_URL", USAGE_URL);
+        let mut rb = ctx.http.get(url).bearer_auth(&token.access).timeout(Duration::from_secs(10));
+        if let Some(id) = str_field(&token.value, &["account_id"]) {
+            rb = rb.header("chatgpt-account-id", id);
+        }
+        let resp = rb.send().await.map_err(|e| crate::server::relay::error_chain(&e))?;
+        if !resp.status().is_success() {
+            return Err(format!("usage endpoint answered HTTP {}", resp.status().as_u16()));
+        }
+        let v: Value = resp.json().await.map_err(|_| "usage answer is not JSON".to_string())?;
+        let window = |name: &str, key: &str| {
+            let w = v.pointer(&format!("/rate_limit/{key}"))?;
+            let used = w.get("used_percent").and_then(Value::as_f64)?;
+            let reset = w.get("reset_at").and_then(Value::as_i64);
+            Some(json!({"resourceType": name, "currentUsage": used, "usageLimit": 100,
+                        "remainingPercent": 100.0 - used, "resetTimeRaw": reset}))
+        };
+        let items: Vec<Value> =
+            [window("PRIMARY_WINDOW", "primary_window"), window("SECONDARY_WINDOW", "secondary_window")]
+                .into_iter()
+                .flatten()
+                .collect();
+        Ok(json!({"lastUpdated": poolgate_store::time::epoch_ms(),
+                  "subscription": {"title": v.get("plan_type").cloned().unwrap_or(Value::Null)},
+                  "usageBreakdown": items}))
     }
 }
 

@@ -16,6 +16,7 @@ pub mod codex;
 mod forward;
 mod google;
 pub mod iflow;
+pub mod kiro_auth;
 pub mod qwen;
 pub mod settings;
 mod sse_rewrite;
@@ -27,6 +28,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::HeaderMap;
 use poolgate_store::{Account, Storage};
+use serde_json::Value;
 
 use crate::convert::{backend_for_provider, Backend};
 
@@ -167,6 +169,14 @@ pub trait Provider: Send + Sync {
     ) -> Result<Prepared, ProviderError>;
     /// Builds `GET …/models` for an account, when the upstream has one (`data[].id` answers).
     fn list_models(&self, _ctx: &ProviderCtx, _account: &Account) -> Option<reqwest::RequestBuilder> {
+        None
+    }
+    /// Whether [`Provider::usage`] queries anything.
+    fn has_usage(&self) -> bool {
+        false
+    }
+    /// The account's quota from the provider's usage endpoint, in the usage cache's shape.
+    async fn usage(&self, _ctx: &ProviderCtx, _pool: &str, _account: &Account) -> Option<Result<Value, String>> {
         None
     }
     /// The OAuth token protocol, for OAuth providers.

@@ -149,6 +149,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     background.push(tokio::spawn(health_task(state.clone())));
     background.push(tokio::spawn(crate::oauth::refresher::run(state.clone())));
+    background.push(tokio::spawn(crate::usage::run(state.clone())));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let app = router(state.clone());

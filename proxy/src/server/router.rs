@@ -34,6 +34,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(status::metrics))
         .route("/api/storage/status", get(status::storage_status))
         .route("/api/redis/status", get(status::redis_status))
+        .route("/api/usage", get(status::usage))
+        .route("/api/usage/{provider}", get(status::usage_type))
         .route("/v1/models", get(models::openai))
         .route("/v1beta/models", get(models::gemini))
         .route("/v1/chat/completions", post(routes::chat))

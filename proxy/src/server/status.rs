@@ -170,3 +170,44 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     }
     ([("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")], m.encode()).into_response()
 }
+
+/// `GET /api/usage[/{type}]`: the usage cache, or fresh numbers with `?refresh=true`.
+pub async fn usage(State(state): State<Arc<AppState>>, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+    usage_for(state, headers, q, None).await
+}
+
+pub async fn usage_type(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Path(pool): axum::extract::Path<String>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    usage_for(state, headers, q, Some(pool)).await
+}
+
+async fn usage_for(state: Arc<AppState>, headers: HeaderMap, q: Option<String>, pool: Option<String>) -> Response {
+    if !authorized(&state, &headers, q.as_deref()) {
+        return unauthorized();
+    }
+    let refresh = q.as_deref().unwrap_or("").split('&').any(|kv| kv == "refresh=true" || kv == "refresh=1");
+    let cached = if refresh { None } else { state.store.get_usage_cache().await.ok().flatten() };
+    let (mut body, from_cache) = match cached {
+        Some(c) => (c, true),
+        None => match crate::usage::refresh(&state, pool.as_deref()).await {
+            Ok(c) => (c, false),
+            Err(e) => {
+                let body = json!({"error": {"message": format!("usage query failed: {e}"), "type": "server_error"}});
+                return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+            }
+        },
+    };
+    if let Some(p) = pool {
+        body = body.pointer(&format!("/providers/{p}")).cloned().unwrap_or_else(
+            || json!({"providerType": p, "instances": [], "totalCount": 0, "successCount": 0, "errorCount": 0}),
+        );
+    }
+    if let Some(o) = body.as_object_mut() {
+        o.insert("fromCache".into(), from_cache.into());
+    }
+    Json(body).into_response()
+}
