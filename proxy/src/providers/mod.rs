@@ -12,6 +12,7 @@
 
 mod api_key;
 mod forward;
+pub mod kiro;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,0 +1,3 @@
+//! Kiro (AWS CodeWhisperer) codec.
+
+pub mod eventstream;
