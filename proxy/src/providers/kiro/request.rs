@@ -128,7 +128,8 @@ pub fn build(req: &Request, opts: &BuildOptions) -> Result<Built, BuildError> {
     let mut names = ToolNames::default();
     let tools = encode_tools(&req.tools, &mut names);
     let messages = prepare_messages(&req.messages);
-    let ctx = TurnCtx { structured_tools: !tools.is_empty(), total: messages.len(), recent: opts.recent_image_messages };
+    let ctx =
+        TurnCtx { structured_tools: !tools.is_empty(), total: messages.len(), recent: opts.recent_image_messages };
     let mut turns: Vec<Turn> =
         messages.iter().enumerate().map(|(i, m)| Turn::from_message(m, i, &ctx, &mut names)).collect();
     if let Some(system) = system_text(req) {
@@ -564,10 +565,9 @@ mod tests {
     #[test]
     fn thinking_prefix_budgets() {
         let mut r = req(vec![user(vec![text("q")])]);
-        let content = |r: &Request| body(r)["conversationState"]["currentMessage"]["userInputMessage"]["content"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let content = |r: &Request| {
+            body(r)["conversationState"]["currentMessage"]["userInputMessage"]["content"].as_str().unwrap().to_string()
+        };
         r.reasoning = Some(Reasoning { effort: None, budget_tokens: Some(50_000) });
         assert_eq!(content(&r), format!("{}\n\nq", thinking_prefix(24_576)));
         r.reasoning = Some(Reasoning { effort: None, budget_tokens: None });
@@ -630,7 +630,10 @@ mod tests {
         let mut r = req(vec![user(vec![text("q")]), assistant(vec![call("a", "w")]), user(vec![result("a", true)])]);
         r.tools = vec![weather_tool("w")];
         let s = &body(&r)["conversationState"];
-        assert_eq!(s["currentMessage"]["userInputMessage"]["userInputMessageContext"]["toolResults"][0]["status"], "error");
+        assert_eq!(
+            s["currentMessage"]["userInputMessage"]["userInputMessageContext"]["toolResults"][0]["status"],
+            "error"
+        );
     }
 
     #[test]
@@ -656,7 +659,10 @@ mod tests {
         let s = &body(&req(msgs))["conversationState"];
         assert_eq!(s["history"][0]["userInputMessage"]["content"], "old\n[此消息包含 2 张图片，已在历史记录中省略]");
         assert!(s["history"][0]["userInputMessage"].get("images").is_none());
-        assert_eq!(s["history"][2]["userInputMessage"]["images"], json!([{"format": "png", "source": {"bytes": "AA=="}}]));
+        assert_eq!(
+            s["history"][2]["userInputMessage"]["images"],
+            json!([{"format": "png", "source": {"bytes": "AA=="}}])
+        );
         assert_eq!(s["currentMessage"]["userInputMessage"]["images"][0]["format"], "png");
     }
 
