@@ -12,6 +12,8 @@
 //!   evidence the upstream refuses it ([`REFUSED_SCHEMA_KEY`] documents the rule);
 //! - with no declared tools, history tool calls and results become plain text, because
 //!   `toolUses` without `tools` is refused with 400 "Improperly formed request";
+//! - a tool result is sent structured only after the assistant turn that made the call, and a
+//!   call only before the turn that answers it; unpaired ones become text (the upstream's 400);
 //! - tool results carry `status: "error"` for failed calls (the reference always says success).
 
 use std::borrow::Cow;
@@ -21,6 +23,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::convert::ir::{ImageSource, Message, Part, Request, Role, Tool, ToolCall, ToolResult};
+use crate::convert::tokens;
 
 /// How many trailing messages keep their images (older ones get a placeholder).
 pub const DEFAULT_RECENT_IMAGE_MESSAGES: usize = 5;
@@ -118,6 +121,13 @@ pub fn short_tool_name(name: &str) -> Cow<'_, str> {
     Cow::Owned(format!("{prefix}_{}", &digest[..12]))
 }
 
+/// Input-token estimate for [`super::events::TranslatorOptions::input_tokens_estimate`]: the
+/// gateway's shared approximation ([`tokens::count_request`]) plus the thinking prefix.
+pub fn estimate_input_tokens(req: &Request) -> u64 {
+    let prefix = thinking_budget(req).map_or(0, |b| tokens::text_tokens(&thinking_prefix(b)));
+    tokens::count_request(req) + prefix
+}
+
 /// The system-prompt prefix that switches Kiro's emulated thinking on.
 pub fn thinking_prefix(budget: u64) -> String {
     format!("<thinking_mode>enabled</thinking_mode><max_thinking_length>{budget}</max_thinking_length>")
@@ -143,8 +153,12 @@ pub fn build(req: &Request, opts: &BuildOptions) -> Result<Built, BuildError> {
         }
         None => return Err(BuildError::Empty),
     };
+    let mut turns = alternate(turns);
+    turns.push(Turn::User(current));
+    pair_tool_calls(&mut turns);
+    let Some(Turn::User(current)) = turns.pop() else { return Err(BuildError::Empty) };
     let model = model_id(&req.model);
-    let history: Vec<Value> = alternate(turns).iter().map(|t| t.to_json(model)).collect();
+    let history: Vec<Value> = turns.iter().map(|t| t.to_json(model)).collect();
     let mut state = json!({
         "chatTriggerType": "MANUAL",
         "conversationId": opts.conversation_id,
@@ -163,13 +177,7 @@ pub fn build(req: &Request, opts: &BuildOptions) -> Result<Built, BuildError> {
 /// The flattened system prompt with the thinking prefix (spec §2.4 step 1).
 fn system_text(req: &Request) -> Option<String> {
     let system = req.system.iter().filter(|s| !s.is_empty()).cloned().collect::<Vec<_>>().join("\n");
-    let Some(r) = req.reasoning else { return (!system.is_empty()).then_some(system) };
-    let budget = match r.budget_tokens {
-        Some(b) if b > 0 => b,
-        None if r.effort.is_some() => r.budget(),
-        _ => DEFAULT_THINKING_BUDGET,
-    }
-    .min(MAX_THINKING_BUDGET);
+    let Some(budget) = thinking_budget(req) else { return (!system.is_empty()).then_some(system) };
     let prefix = thinking_prefix(budget);
     Some(if system.is_empty() {
         prefix
@@ -178,6 +186,18 @@ fn system_text(req: &Request) -> Option<String> {
     } else {
         format!("{prefix}\n{system}")
     })
+}
+
+/// The thinking budget when thinking is on: the client's (or its effort level's) budget, 20,000
+/// when it gave none, at most 24,576.
+fn thinking_budget(req: &Request) -> Option<u64> {
+    let r = req.reasoning?;
+    let budget = match r.budget_tokens {
+        Some(b) if b > 0 => b,
+        None if r.effort.is_some() => r.budget(),
+        _ => DEFAULT_THINKING_BUDGET,
+    };
+    Some(budget.min(MAX_THINKING_BUDGET))
 }
 
 /// Drops a trailing `{` assistant prefill and merges adjacent same-role messages, separating
@@ -229,6 +249,24 @@ fn alternate(turns: Vec<Turn>) -> Vec<Turn> {
     out
 }
 
+/// Keeps a tool result only if the assistant turn just before it made that call, and a call
+/// only if the user turn just after it answers it; the others become text, since the upstream
+/// refuses unpaired ones with 400 "Improperly formed request". `turns` alternates from user.
+fn pair_tool_calls(turns: &mut [Turn]) {
+    let ids: Vec<HashSet<String>> = turns.iter().map(Turn::tool_ids).collect();
+    let none = HashSet::new();
+    for (i, t) in turns.iter_mut().enumerate() {
+        match t {
+            Turn::User(u) => u.keep_results(i.checked_sub(1).map_or(&none, |p| &ids[p])),
+            Turn::Assistant(a) => a.keep_uses(ids.get(i + 1).unwrap_or(&none)),
+        }
+    }
+}
+
+fn tool_use_id(v: &Value) -> &str {
+    v.get("toolUseId").and_then(Value::as_str).unwrap_or_default()
+}
+
 struct TurnCtx {
     structured_tools: bool,
     total: usize,
@@ -263,6 +301,15 @@ impl Turn {
             }
             Role::Assistant => Turn::Assistant(AssistantTurn::from_parts(&m.parts, ctx.structured_tools, names)),
         }
+    }
+
+    /// Ids of the tool results (user) or tool calls (assistant) of this turn.
+    fn tool_ids(&self) -> HashSet<String> {
+        let items = match self {
+            Turn::User(u) => &u.tool_results,
+            Turn::Assistant(a) => &a.tool_uses,
+        };
+        items.iter().map(|v| tool_use_id(v).to_string()).collect()
     }
 
     fn to_json(&self, model: &str) -> Value {
@@ -301,6 +348,17 @@ impl UserTurn {
             push_line(&mut turn.content, &format!("[此消息包含 {omitted} 张图片，已在历史记录中省略]"));
         }
         turn
+    }
+
+    fn keep_results(&mut self, calls: &HashSet<String>) {
+        let (kept, orphans): (Vec<Value>, Vec<Value>) =
+            std::mem::take(&mut self.tool_results).into_iter().partition(|r| calls.contains(tool_use_id(r)));
+        self.tool_results = kept;
+        for r in orphans {
+            let text = r.pointer("/content/0/text").and_then(Value::as_str).unwrap_or_default();
+            let status = r.get("status").and_then(Value::as_str).unwrap_or("success");
+            push_line(&mut self.content, &format!("[Tool result for {} ({status})]\n{text}", tool_use_id(&r)));
+        }
     }
 
     fn to_json(&self, model: &str, tools: &[Value]) -> Value {
@@ -348,6 +406,17 @@ impl AssistantTurn {
             turn.content = format!("<thinking>{thinking}</thinking>\n\n{}", turn.content);
         }
         turn
+    }
+
+    fn keep_uses(&mut self, results: &HashSet<String>) {
+        let (kept, orphans): (Vec<Value>, Vec<Value>) =
+            std::mem::take(&mut self.tool_uses).into_iter().partition(|u| results.contains(tool_use_id(u)));
+        self.tool_uses = kept;
+        for u in orphans {
+            let name = u.get("name").and_then(Value::as_str).unwrap_or_default();
+            let input = u.get("input").map(Value::to_string).unwrap_or_default();
+            push_line(&mut self.content, &format!("[Tool call {name} ({}) with input: {input}]", tool_use_id(&u)));
+        }
     }
 
     fn to_json(&self) -> Value {
@@ -634,6 +703,41 @@ mod tests {
             s["currentMessage"]["userInputMessage"]["userInputMessageContext"]["toolResults"][0]["status"],
             "error"
         );
+    }
+
+    #[test]
+    fn unpaired_tool_calls_and_results_become_text() {
+        let mut r = req(vec![
+            user(vec![text("q"), result("ghost", false)]),
+            assistant(vec![text("t"), call("a", "w"), call("b", "w2")]),
+            user(vec![result("a", false)]),
+            assistant(vec![call("c", "w")]),
+        ]);
+        r.tools = vec![weather_tool("w"), weather_tool("w2")];
+        let s = &body(&r)["conversationState"];
+        let h = &s["history"];
+        assert!(h[0]["userInputMessage"].get("userInputMessageContext").is_none());
+        assert_eq!(h[0]["userInputMessage"]["content"], "q\n[Tool result for ghost (success)]\n18C");
+        let a = &h[1]["assistantResponseMessage"];
+        assert_eq!(a["toolUses"].as_array().unwrap().len(), 1);
+        assert_eq!(a["toolUses"][0]["toolUseId"], "a");
+        assert_eq!(
+            a["content"],
+            r#"t
+[Tool call w2 (b) with input: {"city":"Paris"}]"#
+        );
+        assert_eq!(h[2]["userInputMessage"]["userInputMessageContext"]["toolResults"][0]["toolUseId"], "a");
+        let last = &h[3]["assistantResponseMessage"];
+        assert!(last.get("toolUses").is_none(), "the current message answers no call: {last}");
+        assert_eq!(s["currentMessage"]["userInputMessage"]["content"], "Continue");
+    }
+
+    #[test]
+    fn input_estimate_counts_the_thinking_prefix() {
+        let mut r = req(vec![user(vec![text("abcd")])]);
+        let plain = estimate_input_tokens(&r);
+        r.reasoning = Some(Reasoning::default());
+        assert_eq!(estimate_input_tokens(&r), plain + tokens::text_tokens(&thinking_prefix(20_000)));
     }
 
     #[test]
