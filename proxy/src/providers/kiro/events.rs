@@ -21,9 +21,9 @@
 use serde_json::{Map, Value};
 
 use super::eventstream::Frame;
-use super::request::ToolNames;
+use super::request::{estimate_input_tokens, ToolNames};
 use super::KiroError;
-use crate::convert::ir::{FinishReason, StreamEvent, Usage};
+use crate::convert::ir::{FinishReason, Request, StreamEvent, Usage};
 
 /// The reference's context window for `contextUsagePercentage`.
 pub const DEFAULT_CONTEXT_WINDOW: u64 = 172_500;
@@ -54,6 +54,19 @@ impl Default for TranslatorOptions {
             thinking: false,
             tool_names: ToolNames::default(),
             input_tokens_estimate: 0,
+            context_window: DEFAULT_CONTEXT_WINDOW,
+        }
+    }
+}
+
+impl TranslatorOptions {
+    /// Options for the answer to `req`, whose body was built with `tool_names`: thinking as requested, the request's
+    /// input-token estimate, the default context window.
+    pub fn for_request(req: &Request, tool_names: ToolNames) -> Self {
+        Self {
+            thinking: req.reasoning.is_some(),
+            tool_names,
+            input_tokens_estimate: estimate_input_tokens(req),
             context_window: DEFAULT_CONTEXT_WINDOW,
         }
     }
@@ -624,6 +637,15 @@ mod tests {
 
     fn text(s: &str) -> StreamEvent {
         StreamEvent::TextDelta(s.into())
+    }
+
+    #[test]
+    fn options_for_a_request() {
+        let req = Request { reasoning: Some(Default::default()), ..Request::default() };
+        let o = TranslatorOptions::for_request(&req, ToolNames::default());
+        assert!(o.thinking);
+        assert_eq!(o.input_tokens_estimate, estimate_input_tokens(&req));
+        assert_eq!(o.context_window, DEFAULT_CONTEXT_WINDOW);
     }
 
     #[test]

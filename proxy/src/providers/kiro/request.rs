@@ -137,14 +137,38 @@ pub fn thinking_prefix(budget: u64) -> String {
 pub fn build(req: &Request, opts: &BuildOptions) -> Result<Built, BuildError> {
     let mut names = ToolNames::default();
     let tools = encode_tools(&req.tools, &mut names);
+    let (history, current) = conversation(req, opts, !tools.is_empty(), &mut names)?;
+    let model = model_id(&req.model);
+    let mut state = json!({
+        "chatTriggerType": "MANUAL",
+        "conversationId": opts.conversation_id,
+        "currentMessage": {"userInputMessage": current.to_json(model, &tools)},
+    });
+    if !history.is_empty() {
+        state["history"] = history.iter().map(|t| t.to_json(model)).collect();
+    }
+    let mut body = json!({"conversationState": state});
+    if let Some(arn) = &opts.profile_arn {
+        body["profileArn"] = Value::String(arn.clone());
+    }
+    Ok(Built { body, tool_names: names })
+}
+
+/// The alternating history and the current user turn.
+fn conversation(
+    req: &Request,
+    opts: &BuildOptions,
+    structured_tools: bool,
+    names: &mut ToolNames,
+) -> Result<(Vec<Turn>, UserTurn), BuildError> {
     let messages = prepare_messages(&req.messages);
-    let ctx =
-        TurnCtx { structured_tools: !tools.is_empty(), total: messages.len(), recent: opts.recent_image_messages };
+    let ctx = TurnCtx { structured_tools, total: messages.len(), recent: opts.recent_image_messages };
     let mut turns: Vec<Turn> =
-        messages.iter().enumerate().map(|(i, m)| Turn::from_message(m, i, &ctx, &mut names)).collect();
+        messages.iter().enumerate().map(|(i, m)| Turn::from_message(m, i, &ctx, names)).collect();
     if let Some(system) = system_text(req) {
         prepend_system(&mut turns, system);
     }
+    // A trailing assistant turn goes to history; the current message is then `Continue`.
     let current = match turns.pop() {
         Some(Turn::User(u)) => u,
         Some(assistant) => {
@@ -156,22 +180,10 @@ pub fn build(req: &Request, opts: &BuildOptions) -> Result<Built, BuildError> {
     let mut turns = alternate(turns);
     turns.push(Turn::User(current));
     pair_tool_calls(&mut turns);
-    let Some(Turn::User(current)) = turns.pop() else { return Err(BuildError::Empty) };
-    let model = model_id(&req.model);
-    let history: Vec<Value> = turns.iter().map(|t| t.to_json(model)).collect();
-    let mut state = json!({
-        "chatTriggerType": "MANUAL",
-        "conversationId": opts.conversation_id,
-        "currentMessage": {"userInputMessage": current.to_json(model, &tools)},
-    });
-    if !history.is_empty() {
-        state["history"] = Value::Array(history);
+    match turns.pop() {
+        Some(Turn::User(current)) => Ok((turns, current)),
+        _ => Err(BuildError::Empty),
     }
-    let mut body = json!({"conversationState": state});
-    if let Some(arn) = &opts.profile_arn {
-        body["profileArn"] = Value::String(arn.clone());
-    }
-    Ok(Built { body, tool_names: names })
 }
 
 /// The flattened system prompt with the thinking prefix (spec §2.4 step 1).
