@@ -122,6 +122,25 @@ fn byte_by_byte_equals_aligned() {
 }
 
 #[test]
+fn utf8_and_many_tool_fragments_survive_byte_by_byte_delivery() {
+    let args = r#"{"city":"Zürich 你好","n":[1,2]}"#;
+    let mut frames = vec![event("assistantResponseEvent", r#"{"content":"héllo 你好"}"#)];
+    for c in args.chars() {
+        let input = serde_json::to_string(&c.to_string()).unwrap();
+        frames.push(event("toolUseEvent", &format!(r#"{{"name":"f","toolUseId":"t9","input":{input}}}"#)));
+    }
+    frames.push(event("toolUseEvent", r#"{"name":"f","toolUseId":"t9","stop":true}"#));
+    let bytes = frames.concat();
+    let cuts: Vec<usize> = (1..bytes.len()).collect();
+    let (out, err) = run_split(&bytes, &cuts);
+    assert_eq!(err, None);
+    let p = parse(&out);
+    assert_eq!(p, parse(&run_split(&bytes, &[]).0));
+    assert_eq!(p[2].1["delta"]["text"], "héllo 你好");
+    assert_eq!(p[5].1["delta"]["partial_json"], args);
+}
+
+#[test]
 fn thinking_stream() {
     let bytes = [
         event("assistantResponseEvent", r#"{"content":"<thinking>Let me"}"#),
