@@ -293,7 +293,7 @@ fn decoder(backend: Protocol) -> Box<dyn StreamDecoder> {
     }
 }
 
-fn encoder(client: Protocol, ctx: EncodeCtx) -> Box<dyn StreamEncoder> {
+pub(crate) fn encoder(client: Protocol, ctx: EncodeCtx) -> Box<dyn StreamEncoder> {
     match client {
         Protocol::OpenAiChat => Box::new(openai_chat::stream_encode::Encoder::new(ctx)),
         Protocol::OpenAiResponses => Box::new(responses::stream_encode::Encoder::new(ctx)),

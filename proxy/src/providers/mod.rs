@@ -16,6 +16,7 @@ pub mod codex;
 mod forward;
 mod google;
 pub mod iflow;
+pub mod kiro;
 pub mod kiro_auth;
 pub mod qwen;
 pub mod settings;
