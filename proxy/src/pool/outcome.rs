@@ -23,11 +23,29 @@ const LOCAL_BENCH: Duration = Duration::from_secs(2);
 /// A failed attempt, as it affects the account.
 #[derive(Debug, Clone)]
 pub enum Failure {
-    Auth { status: u16, message: String },
-    RateLimited { message: String, retry_after: Option<Duration> },
-    Server { status: u16, message: String },
-    Network { message: String },
-    Timeout { message: String },
+    Auth {
+        status: u16,
+        message: String,
+    },
+    RateLimited {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    Server {
+        status: u16,
+        message: String,
+    },
+    Network {
+        message: String,
+    },
+    Timeout {
+        message: String,
+    },
+    /// Quota used up: unhealthy until `recover_at` (ISO).
+    Quota {
+        message: String,
+        recover_at: String,
+    },
 }
 
 impl Failure {
@@ -37,7 +55,8 @@ impl Failure {
             | Self::RateLimited { message, .. }
             | Self::Server { message, .. }
             | Self::Network { message }
-            | Self::Timeout { message } => message,
+            | Self::Timeout { message }
+            | Self::Quota { message, .. } => message,
         }
     }
 
@@ -49,6 +68,7 @@ impl Failure {
             Self::Server { .. } => "server",
             Self::Network { .. } => "network",
             Self::Timeout { .. } => "timeout",
+            Self::Quota { .. } => "quota",
         }
     }
 
@@ -152,6 +172,11 @@ pub fn failure(
             ev.recover_at = Some(poolgate_store::time::iso(at));
             selector.bench(pool, uuid, wait.min(LOCAL_BENCH));
         }
+        Failure::Quota { recover_at, .. } => {
+            ev.unhealthy_now = true;
+            ev.recover_at = Some(recover_at.clone());
+            selector.bench(pool, uuid, LOCAL_BENCH);
+        }
         Failure::Server { .. } | Failure::Network { .. } | Failure::Timeout { .. } => {
             ev.threshold = policy.threshold;
         }
@@ -167,6 +192,14 @@ pub fn failure(
             tracing::warn!(%pool, %uuid, error = %e, "could not record an upstream error");
         }
     });
+}
+
+/// 00:00 UTC on the first of next month (Kiro's quota reset), ISO.
+pub fn first_of_next_month(now: chrono::DateTime<chrono::Utc>) -> String {
+    use chrono::Datelike;
+    let (y, m) = if now.month() == 12 { (now.year() + 1, 1) } else { (now.year(), now.month() + 1) };
+    let at = chrono::NaiveDate::from_ymd_opt(y, m, 1).and_then(|d| d.and_hms_opt(0, 0, 0)).map(|t| t.and_utc());
+    poolgate_store::time::iso(at.unwrap_or(now))
 }
 
 /// `Retry-After` as seconds or an HTTP date.
@@ -199,5 +232,7 @@ mod tests {
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon"), None);
         assert_eq!(truncate("héllo", 2), "h");
+        let dec = chrono::DateTime::parse_from_rfc3339("2026-12-02T11:00:00Z").map(|t| t.to_utc()).unwrap_or_default();
+        assert_eq!(first_of_next_month(dec), "2027-01-01T00:00:00.000Z");
     }
 }

@@ -150,6 +150,9 @@ pub enum FailureKind {
     Client,
     /// The OAuth access token was refused: refresh it and retry once, then switch.
     Expired,
+    /// The account's monthly quota is used up (Kiro 402): unhealthy until the first of next
+    /// month, 00:00 UTC.
+    QuotaUntilNextMonth,
 }
 
 /// One provider type (`openai-custom`, …); `<type>-<suffix>` pools share their base type's.
@@ -213,6 +216,7 @@ impl Default for Registry {
             Arc::new(codex::CodexProvider::default()),
             Arc::new(qwen::QwenProvider::default()),
             Arc::new(iflow::IFlowProvider::default()),
+            Arc::new(kiro::provider::KiroProvider::default()),
         ];
         Self { by_base: list.into_iter().map(|p| (p.base_type(), p)).collect() }
     }

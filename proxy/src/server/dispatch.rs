@@ -107,7 +107,7 @@ fn final_error(plan: &[Target], ends: &[PoolEnd], last: Option<(String, Failure)
             let (status, retry_after) = match &f {
                 Failure::Timeout { .. } => (504, None),
                 Failure::RateLimited { retry_after, .. } => (429, retry_after.map(|d| d.as_secs().max(1))),
-                Failure::Auth { .. } => (503, None),
+                Failure::Auth { .. } | Failure::Quota { .. } => (503, None),
                 Failure::Server { .. } | Failure::Network { .. } => (502, None),
             };
             let message = format!(
@@ -370,6 +370,10 @@ async fn attempt(
                     }
                 }
                 FailureKind::Auth => fail(tracked, Failure::Auth { status: code, message }),
+                FailureKind::QuotaUntilNextMonth => {
+                    let recover_at = outcome::first_of_next_month(chrono::Utc::now());
+                    fail(tracked, Failure::Quota { message, recover_at })
+                }
                 FailureKind::RateLimited => fail(tracked, Failure::RateLimited { message, retry_after }),
                 FailureKind::Server => fail(tracked, Failure::Server { status: code, message }),
             };

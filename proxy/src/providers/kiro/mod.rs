@@ -24,6 +24,7 @@
 
 pub mod events;
 pub mod eventstream;
+pub mod provider;
 pub mod request;
 
 use std::collections::HashMap;
