@@ -15,11 +15,23 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use gateway_common::*;
 use poolgate_store::{Account, RedisStore, Storage};
-use poolgate_tests::mock_oauth::{MockOAuth, Prov, TokenFailure};
+use poolgate_tests::mock_oauth::{ApiScript, MockOAuth, Prov};
 use poolgate_tests::RedisServer;
 use serde_json::{json, Value};
 
 const PREFIX: &str = "poa:";
+
+/// The account once `done` holds (outcomes are recorded just after the answer), or after 5 s.
+async fn settled(store: &RedisStore, pool: &str, uuid: &str, done: impl Fn(&Account) -> bool) -> Account {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let a = store.get_account(pool, uuid).await.expect("account");
+        if done(&a) || Instant::now() > deadline {
+            return a;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
 
 fn acc(v: Value) -> Account {
     Account::from_map(v.as_object().cloned().expect("object")).expect("account")
@@ -35,6 +47,7 @@ fn mock_env(mock: &MockOAuth) -> Vec<(&'static str, String)> {
         ("ANTIGRAVITY_OAUTH_TOKEN_URL", format!("{b}/google/token")),
         ("CODEX_BASE_URL", format!("{b}/codex/backend-api/codex")),
         ("CODEX_OAUTH_TOKEN_URL", format!("{b}/codex/oauth/token")),
+        ("CODEX_USAGE_URL", format!("{b}/codex/backend-api/wham/usage")),
         ("QWEN_OAUTH_BASE_URL", format!("{b}/qwen")),
         ("QWEN_BASE_URL", format!("{b}/qwen/v1")),
         ("IFLOW_OAUTH_BASE_URL", format!("{b}/iflow")),
@@ -149,13 +162,27 @@ async fn storm_case(pool: &str, model: &str, rt: &str) {
     assert_eq!(mock.token_calls(prov), 1, "one refresh for the whole fleet");
     assert!(mock.reused_refresh_tokens(prov).is_empty(), "no refresh token was sent twice");
     let stored = store.load_token(pool, "acc-1").await.expect("read").expect("token");
-    let access_field = if pool == "openai-iflow" { "apiKey" } else { "access_token" };
+    let access_field = match pool {
+        "openai-iflow" => "apiKey",
+        "claude-kiro-oauth" => "accessToken",
+        _ => "access_token",
+    };
     let new_access = stored[access_field].as_str().expect("access").to_string();
     let seen = mock.access_tokens_seen(prov);
     assert!(!seen.is_empty());
     assert!(seen.iter().all(|t| *t == new_access), "every replica used the new token only: {seen:?}");
     if pool == "openai-codex-oauth" {
         assert_ne!(stored["refresh_token"], rt, "the rotated refresh token was stored");
+    }
+    if pool == "claude-kiro-oauth" {
+        let new_rt = stored["refreshToken"].as_str().expect("rt");
+        assert_ne!(new_rt, rt);
+        assert_eq!(store.find_kiro_account_by_refresh_token(new_rt).await.expect("index"), Some("acc-1".into()));
+        assert_eq!(
+            store.find_kiro_account_by_refresh_token(rt).await.expect("index"),
+            None,
+            "the old index entry is gone"
+        );
     }
 }
 
@@ -172,6 +199,113 @@ async fn gemini_cli_refresh_storm_three_replicas_one_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn iflow_refresh_storm_fetches_one_api_key_and_signs() {
     storm_case("openai-iflow", "glm-4.6", "ir-seed").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kiro_social_refresh_storm_keeps_the_refresh_index() {
+    storm_case("claude-kiro-oauth", "claude-sonnet-4-5", "aor-seed").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kiro_builder_id_refresh_storm_uses_oidc() {
+    let mock = MockOAuth::start().await.expect("mock");
+    let pool = "claude-kiro-oauth";
+    mock.seed_refresh_token(Prov::KiroOidc, "aor-idc");
+    let server = RedisServer::start().expect("redis");
+    let mut token = expired_token(pool, "aor-idc", &mock);
+    token["authMethod"] = json!("builder-id");
+    token["clientId"] = json!("cid");
+    token["clientSecret"] = json!("csecret");
+    let store = seed_redis(&server, &[(pool, vec![(oauth_account("k-1"), token)])]).await;
+    let (gws, _dir) = start_replicas(3, &redis_env(&server, &mock, &[("OAUTH_REFRESH_TICK_MS", "600000")])).await;
+    let (ok, failed) = storm(&gws, pool, "claude-sonnet-4-5", 120).await;
+    assert_eq!(ok, 120, "{:?}", &failed[..failed.len().min(3)]);
+    assert_eq!(mock.token_calls(Prov::KiroOidc), 1);
+    assert_eq!(mock.token_calls(Prov::KiroSocial), 0, "builder-id accounts never use the social endpoint");
+    let stored = store.load_token(pool, "k-1").await.expect("read").expect("token");
+    let new_rt = stored["refreshToken"].as_str().expect("rt");
+    assert_ne!(new_rt, "aor-idc");
+    assert_eq!(store.find_kiro_account_by_refresh_token(new_rt).await.expect("index"), Some("k-1".into()));
+    assert_eq!(store.find_kiro_account_by_refresh_token("aor-idc").await.expect("index"), None);
+    assert_eq!(stored["clientSecret"], "csecret", "fields the answer lacks are kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kiro_upstream_errors_set_the_account_state() {
+    let mock = MockOAuth::start().await.expect("mock");
+    let (pool, pool_b) = ("claude-kiro-oauth", "claude-kiro-oauth-b");
+    mock.seed_refresh_token(Prov::KiroSocial, "aor-err");
+    mock.seed_refresh_token(Prov::KiroSocial, "aor-err-b");
+    let server = RedisServer::start().expect("redis");
+    let store = seed_redis(
+        &server,
+        &[
+            (pool, vec![(oauth_account("k-1"), expired_token(pool, "aor-err", &mock))]),
+            (pool_b, vec![(oauth_account("k-2"), expired_token(pool, "aor-err-b", &mock))]),
+        ],
+    )
+    .await;
+    let (gws, _dir) = start_replicas(1, &redis_env(&server, &mock, &[("OAUTH_REFRESH_TICK_MS", "600000")])).await;
+    let anthropic = |stream: bool| {
+        json!({"model": "claude-sonnet-4-5", "max_tokens": 50, "stream": stream,
+        "messages": [{"role": "user", "content": "hi"}]})
+    };
+    // An exception frame mid-stream ends the stream with an error, never a normal end_turn.
+    mock.set_api_script(Prov::KiroSocial, ApiScript::KiroException);
+    let (status, body) = post(&gws[0].url(&format!("/{pool}/v1/messages")), &anthropic(true)).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("event: error") && !body.contains("end_turn"), "{body}");
+    let a = settled(&store, pool, "k-1", |a| a.last_error_message().is_some()).await;
+    assert!(a.last_error_message().unwrap_or_default().contains("Too many requests"), "{:?}", a.last_error_message());
+    // 402: unhealthy until the first of next month, with the quota reason.
+    mock.set_api_script(Prov::KiroSocial, ApiScript::Status(402));
+    let (status, body) = post(&gws[0].url(&format!("/{pool_b}/v1/messages")), &anthropic(false)).await;
+    assert_eq!(status, 503, "{body}");
+    let a = settled(&store, pool_b, "k-2", |a| a.scheduled_recovery_time().is_some()).await;
+    assert!(!a.is_healthy());
+    let recover = a.scheduled_recovery_time().unwrap_or_default().to_string();
+    assert!(recover.ends_with("-01T00:00:00.000Z"), "{recover}");
+    assert!(a.last_error_message().unwrap_or_default().contains("Limit reached"), "{:?}", a.last_error_message());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn usage_endpoint_serves_every_providers_quota_from_the_cache() {
+    let mock = MockOAuth::start().await.expect("mock");
+    let server = RedisServer::start().expect("redis");
+    let mut pools = Vec::new();
+    for pool in ["gemini-cli-oauth", "gemini-antigravity", "openai-codex-oauth", "claude-kiro-oauth"] {
+        let rt = format!("rt-u-{pool}");
+        mock.seed_refresh_token(prov_of(pool), &rt);
+        pools.push((pool, vec![(oauth_account(&format!("{pool}-1")), expired_token(pool, &rt, &mock))]));
+    }
+    let _store = seed_redis(&server, &pools).await;
+    let (gws, _dir) = start_replicas(2, &redis_env(&server, &mock, &[])).await;
+    let get = |url: String| async move {
+        let r = client().get(url).bearer_auth(KEY).send().await.expect("get");
+        (r.status().as_u16(), r.text().await.unwrap_or_default())
+    };
+    let (status, text) = get(gws[0].url("/api/usage?refresh=true")).await;
+    assert_eq!(status, 200, "{text}");
+    let fresh = parse(&text);
+    assert_eq!(fresh["fromCache"], false);
+    for pool in ["gemini-cli-oauth", "gemini-antigravity", "openai-codex-oauth", "claude-kiro-oauth"] {
+        let p = &fresh["providers"][pool];
+        assert_eq!(p["successCount"], 1, "{pool}: {p}");
+    }
+    assert_eq!(
+        fresh["providers"]["gemini-cli-oauth"]["instances"][0]["usage"]["usageBreakdown"][0]["remainingPercent"],
+        75.0
+    );
+    assert_eq!(fresh["providers"]["claude-kiro-oauth"]["instances"][0]["usage"]["daysUntilReset"], 12);
+    // Another replica serves the same numbers from the shared cache.
+    let (status, text) = get(gws[1].url("/api/usage/openai-codex-oauth")).await;
+    assert_eq!(status, 200);
+    let cached = parse(&text);
+    assert_eq!(cached["fromCache"], true);
+    assert_eq!(cached["instances"][0]["usage"]["usageBreakdown"][0]["currentUsage"], 12.5);
+    let (status, _) =
+        client().get(gws[1].url("/api/usage")).send().await.map(|r| (r.status().as_u16(), ())).expect("get");
+    assert_eq!(status, 401, "the usage endpoint needs the key");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -237,7 +371,7 @@ async fn invalid_grant_marks_the_account_and_backs_off_while_others_serve() {
     );
     let (gws, _dir) = start_replicas(2, &env).await;
     let (ok, failed) = storm(&gws, pool, "gemini-2.5-flash", 40).await;
-    assert_eq!(ok, 40, "the good account serves everything: {failed:?}");
+    assert_eq!(ok, 40, "the good account serves everything: {failed:?}\n{}", gws[0].logs());
     assert_eq!(mock.token_calls_for(Prov::Google, "g-revoked"), 1, "one refused call, not one per request");
     let bad = store.get_account(pool, "bad").await.expect("bad");
     assert!(bad.needs_refresh() && !bad.is_healthy());
@@ -316,6 +450,7 @@ async fn every_provider_serves_every_client_protocol() {
         ("openai-codex-oauth", "gpt-5-codex", "CODEX_OAUTH_CREDS_FILE_PATH"),
         ("openai-qwen-oauth", "qwen3-coder-plus", "QWEN_OAUTH_CREDS_FILE_PATH"),
         ("openai-iflow", "glm-4.6", "IFLOW_TOKEN_FILE_PATH"),
+        ("claude-kiro-oauth", "claude-sonnet-4-5", "KIRO_OAUTH_CREDS_FILE_PATH"),
     ];
     let mut pool_json = serde_json::Map::new();
     for (pool, _, field) in pools {
@@ -356,8 +491,9 @@ async fn every_provider_serves_every_client_protocol() {
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{pool}");
         let t: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
-        assert!(t.get("refresh_token").is_some(), "{pool}: native field names kept: {t}");
-        assert_eq!(mock.token_calls(prov_of(pool)) >= 1, true);
+        let rt_field = if pool == "claude-kiro-oauth" { "refreshToken" } else { "refresh_token" };
+        assert!(t.get(rt_field).is_some(), "{pool}: native field names kept: {t}");
+        assert!(mock.token_calls(prov_of(pool)) >= 1, "{pool}: the expired token was refreshed");
     }
     // Each provider's request shape reached the mock as the upstream expects.
     let codex = mock.requests(Prov::Codex);
@@ -405,6 +541,3 @@ fn client_request(protocol: &str, model: &str, stream: bool, tools: bool) -> (St
         }
     }
 }
-
-#[allow(dead_code)]
-fn unused(_: TokenFailure) {}

@@ -189,14 +189,14 @@ impl TokenEngine {
         if let Some(t) = slot.get().filter(|t| t.good(window, None)) {
             return Ok(t);
         }
-        self.ensure(&slot, req, window, None).await
+        self.ensure(&slot, req, window, None, false).await
     }
 
     /// A token other than `refused`, which the upstream just rejected: someone else's newer
     /// token when there is one, else a refresh.
     pub async fn after_rejection(&self, req: &TokenRequest<'_>, refused: &str) -> Result<Arc<Token>, TokenError> {
         let slot = self.slot(req.pool, req.uuid());
-        self.ensure(&slot, req, req.grant.near_expiry(), Some(refused)).await
+        self.ensure(&slot, req, req.grant.near_expiry(), Some(refused), false).await
     }
 
     /// Background upkeep: refreshes when the token expires within `window` (or `force`).
@@ -215,7 +215,7 @@ impl TokenEngine {
         if force {
             slot.refused_until.lock().take();
         }
-        self.ensure(&slot, req, window.max(req.grant.near_expiry()), refused.as_deref()).await?;
+        self.ensure(&slot, req, window.max(req.grant.near_expiry()), refused.as_deref(), force).await?;
         Ok(self.stats.refreshes.load(Ordering::Relaxed) != before)
     }
 
@@ -225,6 +225,7 @@ impl TokenEngine {
         req: &TokenRequest<'_>,
         window: Duration,
         refused: Option<&str>,
+        retry: bool,
     ) -> Result<Arc<Token>, TokenError> {
         let _flight = slot.flight.lock().await;
         if let Some(t) = slot.get().filter(|t| t.good(window, refused)) {
@@ -240,7 +241,15 @@ impl TokenEngine {
                 return Ok(slot.set(t));
             }
         }
-        self.refresh_fleet(slot, req, window, refused).await
+        self.refresh_fleet(slot, req, window, refused, retry).await
+    }
+
+    /// The refusal another replica recorded for this account (only background retries, on
+    /// their backoff step, call the token endpoint again).
+    async fn recorded_refusal(&self, req: &TokenRequest<'_>) -> Option<String> {
+        let a = self.store.get_account(req.pool, req.uuid()).await.ok()?;
+        let m = a.last_error_message().filter(|m| m.starts_with(REFRESH_ERROR_PREFIX))?;
+        a.needs_refresh().then(|| m.to_string())
     }
 
     /// The stored token (`fresh`: past every cache), also from the reference's other places.
@@ -291,6 +300,7 @@ impl TokenEngine {
         req: &TokenRequest<'_>,
         window: Duration,
         refused: Option<&str>,
+        retry: bool,
     ) -> Result<Arc<Token>, TokenError> {
         let (pool, uuid) = (req.pool, req.uuid());
         let give_up = Instant::now() + self.opts.lock_ttl * 3 + Duration::from_secs(5);
@@ -298,7 +308,7 @@ impl TokenEngine {
         loop {
             match self.store.acquire_refresh_lock(pool, uuid, &self.owner, self.opts.lock_ttl).await {
                 Ok(true) => {
-                    let out = self.refresh_locked(slot, req, window, refused).await;
+                    let out = self.refresh_locked(slot, req, window, refused, retry).await;
                     if let Err(e) = self.store.release_refresh_lock(pool, uuid, &self.owner).await {
                         tracing::debug!(%pool, %uuid, error = %e, "refresh lock release failed (it expires)");
                     }
@@ -313,6 +323,11 @@ impl TokenEngine {
             if let Some(t) = self.load(req, true).await?.filter(|t| t.good(window, refused)) {
                 self.stats.adopted.fetch_add(1, Ordering::Relaxed);
                 return Ok(slot.set(t));
+            }
+            if !retry {
+                if let Some(why) = self.recorded_refusal(req).await {
+                    return Err(TokenError::Rejected(why));
+                }
             }
             if Instant::now() > give_up {
                 return Err(TokenError::Unavailable("timed out waiting for another replica's token refresh".into()));
@@ -336,6 +351,7 @@ impl TokenEngine {
         req: &TokenRequest<'_>,
         window: Duration,
         refused: Option<&str>,
+        retry: bool,
     ) -> Result<Arc<Token>, TokenError> {
         let (pool, uuid) = (req.pool, req.uuid());
         let Some(mut current) = self.load(req, true).await? else { return Err(TokenError::Missing) };
@@ -343,8 +359,13 @@ impl TokenEngine {
             self.stats.adopted.fetch_add(1, Ordering::Relaxed);
             return Ok(slot.set(current));
         }
+        if !retry {
+            if let Some(why) = self.recorded_refusal(req).await {
+                return Err(TokenError::Rejected(why));
+            }
+        }
         let mut suspect = false;
-        if let Some(rt) = current.refresh.clone() {
+        if let Some(rt) = current.refresh.clone().filter(|_| !retry) {
             // The mark names this refresh token *and* the access token it replaces, so a
             // non-rotating refresh token gets a new mark every expiry.
             let mark = format!("{rt}\n{}", current.access);
