@@ -128,9 +128,10 @@ async fn provider_choice_auth_and_bad_input() {
     let (s, t) = post_with(&gw.url("/v1/chat/completions"), &body, &hdr("nope-provider")).await;
     assert_eq!(s, 400);
     assert!(t.contains("nope-provider"), "{t}");
+    // OAuth types are served; a type with no pool has no account.
     let (s, t) = post_with(&gw.url("/v1/chat/completions"), &body, &hdr("claude-kiro-oauth")).await;
-    assert_eq!(s, 400);
-    assert!(t.contains("not available"), "{t}");
+    assert_eq!(s, 503, "{t}");
+    assert!(t.contains("no accounts are configured"), "{t}");
     let (s, t) = post(&gw.url("/v1/chat/completions"), &chat("no-such-model", false)).await;
     assert_eq!(s, 404, "{t}");
     assert!(t.contains("no-such-model"), "{t}");

@@ -266,6 +266,47 @@ async fn kiro_upstream_errors_set_the_account_state() {
     let recover = a.scheduled_recovery_time().unwrap_or_default().to_string();
     assert!(recover.ends_with("-01T00:00:00.000Z"), "{recover}");
     assert!(a.last_error_message().unwrap_or_default().contains("Limit reached"), "{:?}", a.last_error_message());
+    // 403 naming the token: refreshed and retried once; still refused → unhealthy with the reason.
+    let (pool_c, before) = ("claude-kiro-oauth-c", mock.token_calls(Prov::KiroSocial));
+    mock.seed_refresh_token(Prov::KiroSocial, "aor-err-c");
+    store.add_account(pool_c, acc(oauth_account("k-3"))).await.expect("account");
+    store.set_token(pool_c, "k-3", &expired_token(pool, "aor-err-c", &mock)).await.expect("token");
+    mock.set_api_script(Prov::KiroSocial, ApiScript::Normal);
+    let (status, body) = post(&gws[0].url(&format!("/{pool_c}/v1/messages")), &anthropic(false)).await;
+    assert_eq!(status, 200, "{body}");
+    mock.set_api_script(Prov::KiroSocial, ApiScript::Status(403));
+    let (status, _) = post(&gws[0].url(&format!("/{pool_c}/v1/messages")), &anthropic(false)).await;
+    assert_eq!(status, 503);
+    assert_eq!(mock.token_calls(Prov::KiroSocial), before + 2, "one refresh on first use, one after the 403");
+    let a = settled(&store, pool_c, "k-3", |a| !a.is_healthy()).await;
+    assert!(!a.is_healthy() && a.last_error_message().unwrap_or_default().contains("bearer token"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kiro_request_starts_are_spaced_across_replicas() {
+    let mock = MockOAuth::start().await.expect("mock");
+    let pool = "claude-kiro-oauth";
+    mock.seed_refresh_token(Prov::KiroSocial, "aor-gate");
+    let server = RedisServer::start().expect("redis");
+    let _store =
+        seed_redis(&server, &[(pool, vec![(oauth_account("k-1"), expired_token(pool, "aor-gate", &mock))])]).await;
+    let env =
+        redis_env(&server, &mock, &[("KIRO_REQUEST_MIN_INTERVAL_MS", "200"), ("OAUTH_REFRESH_TICK_MS", "600000")]);
+    let (gws, _dir) = start_replicas(2, &env).await;
+    let (ok, failed) = storm(&gws, pool, "claude-sonnet-4-5", 8).await;
+    assert_eq!(ok, 8, "{failed:?}");
+    let mut at: Vec<Instant> = mock
+        .requests(Prov::KiroSocial)
+        .into_iter()
+        .filter(|r| r.path.starts_with("/kiro/generateAssistantResponse"))
+        .map(|r| r.at)
+        .collect();
+    at.sort();
+    assert_eq!(at.len(), 8);
+    for w in at.windows(2) {
+        let gap = w[1] - w[0];
+        assert!(gap >= Duration::from_millis(180), "request starts {gap:?} apart across two replicas");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -485,6 +526,10 @@ async fn every_provider_serves_every_client_protocol() {
                 }
             }
         }
+        // The reference's model list for the type.
+        let r = client().get(gw.url(&format!("/{pool}/v1/models"))).bearer_auth(KEY).send().await.expect("models");
+        let list = r.text().await.unwrap_or_default();
+        assert!(list.contains(&format!("\"{model}\"")), "{pool}: {list}");
         // The refreshed token was written back atomically, 0600, in the provider's shape.
         let path = dir.path().join(format!("{pool}.json"));
         let meta = std::fs::metadata(&path).expect("token file");
@@ -539,5 +584,54 @@ fn client_request(protocol: &str, model: &str, stream: bool, tools: bool) -> (St
             let method = if stream { "streamGenerateContent?alt=sse" } else { "generateContent" };
             (format!("/v1beta/models/{model}:{method}"), b)
         }
+    }
+}
+
+/// Benchmark (run by `scripts/bench-refresh.sh`, not in CI): latency of requests that arrive
+/// together on 3 replicas while the account's token is expired, against the same storm with a
+/// valid token. The token endpoint answers after 50 ms, like a real one nearby.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore]
+async fn refresh_storm_latency_benchmark() {
+    let pool = "openai-codex-oauth";
+    for (label, expired) in [("valid token", false), ("expired token", true)] {
+        let mock = MockOAuth::start().await.expect("mock");
+        mock.seed_refresh_token(Prov::Codex, "rt-bench");
+        mock.set_token_delay(Prov::Codex, Duration::from_millis(50));
+        let mut token = expired_token(pool, "rt-bench", &mock);
+        if !expired {
+            mock.seed_access_token(Prov::Codex, "at-old", Duration::from_secs(3600));
+            token["expired"] = json!(poolgate_store::time::iso(chrono::Utc::now() + chrono::Duration::hours(1)));
+        }
+        let server = RedisServer::start().expect("redis");
+        let _store = seed_redis(&server, &[(pool, vec![(oauth_account("acc-1"), token)])]).await;
+        let (gws, _dir) = start_replicas(3, &redis_env(&server, &mock, &[("OAUTH_REFRESH_TICK_MS", "600000")])).await;
+        let client = client();
+        let urls: Vec<String> = gws.iter().map(|g| g.url(&format!("/{pool}/v1/chat/completions"))).collect();
+        let total = 300;
+        let lat = futures::stream::iter(0..total)
+            .map(|i| {
+                let (client, url) = (client.clone(), urls[i % 3].clone());
+                async move {
+                    let t = Instant::now();
+                    let r = client.post(url).bearer_auth(KEY).json(&chat("gpt-5", false)).send().await;
+                    let ok = matches!(&r, Ok(r) if r.status() == 200);
+                    (t.elapsed(), ok)
+                }
+            })
+            .buffer_unordered(total)
+            .collect::<Vec<_>>()
+            .await;
+        let mut ms: Vec<f64> = lat.iter().map(|(d, _)| d.as_secs_f64() * 1000.0).collect();
+        ms.sort_by(|a, b| a.total_cmp(b));
+        let ok = lat.iter().filter(|(_, ok)| *ok).count();
+        let pct = |p: f64| ms[((ms.len() as f64 * p) as usize).min(ms.len() - 1)];
+        println!(
+            "BENCH refresh-storm {label}: {ok}/{total} ok, token calls {}, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            mock.token_calls(Prov::Codex),
+            pct(0.5),
+            pct(0.99),
+            ms[ms.len() - 1]
+        );
     }
 }

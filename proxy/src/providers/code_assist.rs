@@ -347,6 +347,12 @@ impl Provider for CodeAssistProvider {
     fn grant(&self) -> Option<&dyn TokenGrant> {
         Some(&self.grant)
     }
+    fn static_models(&self) -> &'static [&'static str] {
+        match self.flavor {
+            Flavor::GeminiCli => GEMINI_CLI_MODELS,
+            Flavor::Antigravity => ANTIGRAVITY_MODELS,
+        }
+    }
 
     async fn request(
         &self,

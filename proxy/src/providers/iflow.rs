@@ -150,6 +150,9 @@ impl Provider for IFlowProvider {
     fn grant(&self) -> Option<&dyn TokenGrant> {
         Some(&self.grant)
     }
+    fn static_models(&self) -> &'static [&'static str] {
+        MODELS
+    }
 
     async fn request(
         &self,

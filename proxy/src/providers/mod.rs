@@ -175,6 +175,11 @@ pub trait Provider: Send + Sync {
     fn list_models(&self, _ctx: &ProviderCtx, _account: &Account) -> Option<reqwest::RequestBuilder> {
         None
     }
+    /// The models this provider type serves, as the reference lists them (OAuth types have no
+    /// model-list endpoint); empty when the upstream is asked instead.
+    fn static_models(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// Whether [`Provider::usage`] queries anything.
     fn has_usage(&self) -> bool {
         false

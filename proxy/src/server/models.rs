@@ -40,6 +40,11 @@ async fn model_ids(state: &Arc<AppState>, pools: Vec<String>) -> BTreeSet<String
         if listed {
             continue;
         }
+        let fixed = provider.static_models();
+        if !fixed.is_empty() {
+            ids.extend(fixed.iter().map(|m| m.to_string()));
+            continue;
+        }
         let ctx = state.provider_ctx();
         let Some(account) = accounts.iter().find(|a| usable(a, now)) else { continue };
         let Some(request) = provider.list_models(&ctx, account) else { continue };

@@ -115,9 +115,11 @@ mod tests {
             Ok(("openaiResponses-custom".into(), "gpt-5".into()))
         );
         assert_eq!(choose(&c, &r, &h, None, "weird:model", &[]), Ok(("claude-custom".into(), "weird:model".into())));
-        let e = choose(&c, &r, &h, Some("claude-kiro-oauth"), "m", &[]).expect_err("not served");
-        assert_eq!(e.status, 400);
-        assert!(e.message.contains("claude-kiro-oauth"));
+        assert_eq!(
+            choose(&c, &r, &h, Some("claude-kiro-oauth"), "m", &[]),
+            Ok(("claude-kiro-oauth".into(), "m".into())),
+            "OAuth types are served"
+        );
         let e = choose(&c, &r, &h, Some("nope"), "m", &[]).expect_err("unknown");
         assert!(e.message.contains("nope"));
     }

@@ -107,6 +107,9 @@ impl Provider for KiroProvider {
     fn grant(&self) -> Option<&dyn TokenGrant> {
         Some(&self.grant)
     }
+    fn static_models(&self) -> &'static [&'static str] {
+        MODELS
+    }
 
     async fn request(
         &self,
