@@ -430,6 +430,10 @@ impl TokenEngine {
                     return Ok(Some(t));
                 }
             }
+            // The earlier holder was refused, not killed: its refusal stands.
+            if let Some(why) = self.recorded_refusal(req).await {
+                return Err(TokenError::Rejected(why));
+            }
         }
         Ok(None)
     }
@@ -526,19 +530,21 @@ impl TokenEngine {
         self.stats.refused.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(%pool, %uuid, reason = %why, "OAuth refresh refused; account needs a new sign-in");
         let message = format!("{REFRESH_ERROR_PREFIX}{why}");
+        // The retry lease is taken before the refusal becomes visible, so no background
+        // refresher (which acts on the visible state) can retry before the first step is over.
+        let step = req.account.get("refreshCount").and_then(Value::as_i64).unwrap_or(0).max(0) + 1;
+        let wait = self.opts.backoff(step);
+        let _ = self.store.try_lease(&retry_lease(pool, uuid), &self.owner, wait).await;
+        *slot.refused_until.lock() = Some((Instant::now() + wait, message.clone()));
         let ops = AccountOps::default()
             .set("needsRefresh", true)
             .set("isHealthy", false)
             .set("lastErrorMessage", message.as_str())
             .set("lastErrorTime", poolgate_store::time::iso_now())
             .incr("refreshCount", 1);
-        let step = match self.store.update_account(pool, uuid, ops).await {
-            Ok(a) => a.done().and_then(|a| a.get("refreshCount").and_then(Value::as_i64)).unwrap_or(1),
-            Err(_) => 1,
-        };
-        let wait = self.opts.backoff(step);
-        *slot.refused_until.lock() = Some((Instant::now() + wait, message.clone()));
-        let _ = self.store.try_lease(&retry_lease(pool, uuid), &self.owner, wait).await;
+        if let Err(e) = self.store.update_account(pool, uuid, ops).await {
+            tracing::warn!(%pool, %uuid, error = %e, "could not record the refused refresh");
+        }
         TokenError::Rejected(message)
     }
 }

@@ -434,7 +434,10 @@ fn bad_grant_type(p: Prov, fields: &HashMap<String, String>) -> Option<Response>
         _ => ("grant_type", fields.get("grant_type").map(String::as_str) == Some("refresh_token")),
     };
     (!ok).then(|| {
-        json_status(400, json!({"error": "unsupported_grant_type", "error_description": format!("{key} must be refresh_token")}))
+        json_status(
+            400,
+            json!({"error": "unsupported_grant_type", "error_description": format!("{key} must be refresh_token")}),
+        )
     })
 }
 
@@ -521,11 +524,15 @@ fn unauthorized(p: Prov) -> Response {
         Prov::Google => json!({"error": {"code": 401,
             "message": "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.",
             "status": "UNAUTHENTICATED"}}),
-        Prov::Codex => json!({"error": {"message": "Provided authentication token is expired or invalid. Please try signing in again.",
-            "type": "invalid_request_error", "code": "token_expired"}}),
+        Prov::Codex => {
+            json!({"error": {"message": "Provided authentication token is expired or invalid. Please try signing in again.",
+            "type": "invalid_request_error", "code": "token_expired"}})
+        }
         Prov::Qwen => json!({"error": {"message": "Invalid access token or token expired",
             "type": "invalid_request_error", "code": "invalid_api_key"}}),
-        Prov::IFlow => json!({"error": {"message": "Invalid API key", "type": "invalid_request_error", "code": "invalid_api_key"}}),
+        Prov::IFlow => {
+            json!({"error": {"message": "Invalid API key", "type": "invalid_request_error", "code": "invalid_api_key"}})
+        }
         Prov::KiroSocial | Prov::KiroOidc => {
             json!({"message": "The bearer token included in the request is expired or unknown.", "reason": null})
         }
@@ -536,7 +543,7 @@ fn unauthorized(p: Prov) -> Response {
 /// `Ok(kind)` when the request's bearer token is live for one of `provs` (the kind it belongs
 /// to), else the 401 to send. Counts the call and records the request and the token under that
 /// kind (unknown tokens: under `provs[0]`).
-fn authorize(mock: &MockOAuth, provs: &[Prov], rec: &Recorded) -> Result<Prov, Response> {
+fn authorize(mock: &MockOAuth, provs: &[Prov], rec: &Recorded) -> Result<Prov, Box<Response>> {
     let bearer = bearer(rec);
     let now = now_ms();
     let matched = if provs == [Prov::IFlow] {
@@ -550,7 +557,7 @@ fn authorize(mock: &MockOAuth, provs: &[Prov], rec: &Recorded) -> Result<Prov, R
         push_bounded(&mut s.seen, bearer);
         push_bounded(&mut s.requests, rec.clone());
     });
-    matched.ok_or_else(|| unauthorized(provs[0]))
+    matched.ok_or_else(|| Box::new(unauthorized(provs[0])))
 }
 
 fn sse(events: Vec<String>) -> Response {

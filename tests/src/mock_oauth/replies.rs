@@ -45,11 +45,11 @@ fn google_error(status: u16) -> Response {
 
 pub fn code_assist(mock: &MockOAuth, rec: Recorded, method: &str) -> Response {
     if let Err(r) = authorize(mock, &[Prov::Google], &rec) {
-        return r;
+        return *r;
     }
     let body = body_json(&rec);
     let project = mock.inner.lock().project.clone();
-    let (method, query) = method.split_once('?').unwrap_or((method, ""));
+    let query = rec.path.split_once('?').map(|(_, q)| q).unwrap_or("");
     let generation = matches!(method, "generateContent" | "streamGenerateContent" | "countTokens");
     if let (true, ApiScript::Status(s)) = (generation, mock.script(Prov::Google)) {
         return google_error(s);
@@ -134,8 +134,10 @@ fn codex_error(status: u16) -> Response {
     let body = match status {
         429 => json!({"error": {"type": "usage_limit_reached", "message": "The usage limit has been reached",
             "plan_type": "plus", "resets_in_seconds": 3600}}),
-        401 => json!({"error": {"message": "Provided authentication token is expired.", "type": "invalid_request_error",
-            "code": "token_expired"}}),
+        401 => {
+            json!({"error": {"message": "Provided authentication token is expired.", "type": "invalid_request_error",
+            "code": "token_expired"}})
+        }
         s => json!({"error": {"message": format!("mock status {s}"), "type": "server_error", "code": null}}),
     };
     json_status(status, body)
@@ -144,7 +146,7 @@ fn codex_error(status: u16) -> Response {
 /// Always SSE, `stream:false` too, as the real endpoint.
 pub fn codex(mock: &MockOAuth, rec: Recorded) -> Response {
     if let Err(r) = authorize(mock, &[Prov::Codex], &rec) {
-        return r;
+        return *r;
     }
     if let ApiScript::Status(s) = mock.script(Prov::Codex) {
         return codex_error(s);
@@ -191,7 +193,7 @@ pub fn codex(mock: &MockOAuth, rec: Recorded) -> Response {
 
 pub fn codex_usage(mock: &MockOAuth, rec: Recorded) -> Response {
     if let Err(r) = authorize(mock, &[Prov::Codex], &rec) {
-        return r;
+        return *r;
     }
     json_status(
         200,
@@ -258,7 +260,7 @@ fn chat_answer(body: &Value, tool: Option<&str>, who: &str) -> Response {
 /// Needs the DashScope headers of §6 and the `ext` tool first (400 otherwise).
 pub fn qwen(mock: &MockOAuth, rec: Recorded) -> Response {
     if let Err(r) = authorize(mock, &[Prov::Qwen], &rec) {
-        return r;
+        return *r;
     }
     let missing: Vec<&str> = [
         ("x-dashscope-authtype", header(&rec, "x-dashscope-authtype") == "qwen-oauth"),
@@ -323,7 +325,7 @@ fn iflow_signature_refusal(rec: &Recorded) -> Option<Response> {
 
 pub fn iflow(mock: &MockOAuth, rec: Recorded) -> Response {
     if let Err(r) = authorize(mock, &[Prov::IFlow], &rec) {
-        return r;
+        return *r;
     }
     if let Some(r) = iflow_signature_refusal(&rec) {
         return r;
@@ -338,7 +340,7 @@ pub fn iflow(mock: &MockOAuth, rec: Recorded) -> Response {
 
 pub fn iflow_models(mock: &MockOAuth, rec: Recorded) -> Response {
     if let Err(r) = authorize(mock, &[Prov::IFlow], &rec) {
-        return r;
+        return *r;
     }
     json_status(200, json!({"object": "list", "data": [{"id": "glm-4.6", "object": "model"}]}))
 }
@@ -422,7 +424,10 @@ fn kiro_request_refusal(rec: &Recorded, body: &Value) -> Option<Response> {
         ("amz-sdk-invocation-id", !header(rec, "amz-sdk-invocation-id").is_empty()),
         ("x-amzn-kiro-agent-mode", header(rec, "x-amzn-kiro-agent-mode") == "vibe"),
         ("x-amz-user-agent", header(rec, "x-amz-user-agent").starts_with("aws-sdk-js/1.0.0 KiroIDE-")),
-        ("conversationState.chatTriggerType", body.pointer("/conversationState/chatTriggerType") == Some(&json!("MANUAL"))),
+        (
+            "conversationState.chatTriggerType",
+            body.pointer("/conversationState/chatTriggerType") == Some(&json!("MANUAL")),
+        ),
         (
             "conversationState.conversationId",
             body.pointer("/conversationState/conversationId").and_then(Value::as_str).is_some_and(|s| !s.is_empty()),
@@ -479,7 +484,7 @@ fn kiro_pieces(frames: Vec<Vec<u8>>, chunking: Option<Chunking>, seed: u64) -> V
 
 pub fn kiro(mock: &MockOAuth, rec: Recorded) -> Response {
     if let Err(r) = authorize(mock, &[Prov::KiroSocial, Prov::KiroOidc], &rec) {
-        return r;
+        return *r;
     }
     let body = body_json(&rec);
     if let Some(r) = kiro_request_refusal(&rec, &body) {
@@ -540,7 +545,7 @@ pub fn kiro(mock: &MockOAuth, rec: Recorded) -> Response {
 
 pub fn kiro_usage(mock: &MockOAuth, rec: Recorded) -> Response {
     if let Err(r) = authorize(mock, &[Prov::KiroSocial, Prov::KiroOidc], &rec) {
-        return r;
+        return *r;
     }
     json_status(
         200,
