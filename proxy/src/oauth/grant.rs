@@ -90,6 +90,24 @@ pub async fn send(rb: reqwest::RequestBuilder) -> Result<Value, RefreshError> {
     serde_json::from_slice(&body).map_err(|_| RefreshError::Transient("token endpoint answered non-JSON".into()))
 }
 
+/// The non-empty string `field` of a token answer (an answer without it is a transient failure).
+pub fn required<'a>(answer: &'a Value, field: &str) -> Result<&'a str, RefreshError> {
+    answer
+        .get(field)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| RefreshError::Transient(format!("token answer has no {field}")))
+}
+
+/// Copies the string `fields` a token answer carries into `into`.
+pub fn copy_strings(answer: &Value, fields: &[&str], into: &mut serde_json::Map<String, Value>) {
+    for k in fields {
+        if let Some(v) = answer.get(*k).filter(|v| v.as_str().is_some_and(|s| !s.is_empty())) {
+            into.insert((*k).to_string(), v.clone());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

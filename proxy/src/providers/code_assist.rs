@@ -364,7 +364,7 @@ impl Provider for CodeAssistProvider {
         let settings = ctx.settings();
         let base = self.base_url(&settings, account);
         let project = self.project(ctx, account, &base, &token.access).await?;
-        let inner: Value = serde_json::from_slice(&call.body).map_err(|e| ProviderError::Upstream(e.to_string()))?;
+        let inner = super::json_body(call)?;
         let model = self.upstream_model(call.model);
         let body = self.shape_body(inner, &model, &project);
         let url = if call.stream {
@@ -382,7 +382,7 @@ impl Provider for CodeAssistProvider {
         if call.stream {
             rb = rb.header("accept", "text/event-stream");
         }
-        let body = serde_json::to_vec(&body).map_err(|e| ProviderError::Upstream(e.to_string()))?;
+        let body = super::to_body(&body)?;
         Ok(Prepared {
             builder: rb.body(body),
             access: Some(token.access.clone()),

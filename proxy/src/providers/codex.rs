@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 use super::sse_rewrite::{EventMap, SseRewrite};
 use super::{AdaptError, FailureKind, Prepared, Provider, ProviderCtx, ProviderError, ResponseAdapter, UpstreamCall};
 use crate::convert::{Backend, Protocol};
-use crate::oauth::grant::send;
+use crate::oauth::grant::{copy_strings, required, send};
 use crate::oauth::token::{iso_in, merged, str_field, time_ms};
 use crate::oauth::{GrantCtx, RefreshError, TokenGrant};
 
@@ -79,20 +79,13 @@ impl TokenGrant for CodexGrant {
         let url = ctx.settings.get_or(ctx.account, "CODEX_OAUTH_TOKEN_URL", TOKEN_URL);
         let form = [("grant_type", "refresh_token"), ("client_id", CLIENT_ID), ("refresh_token", rt)];
         let answer = send(ctx.http.post(url).form(&form).timeout(Duration::from_secs(30))).await?;
-        let access = answer.get("access_token").and_then(Value::as_str).filter(|s| !s.is_empty());
-        let Some(access) = access else {
-            return Err(RefreshError::Transient("token answer has no access_token".into()));
-        };
+        let access = required(&answer, "access_token")?;
         let expires_in = answer.get("expires_in").and_then(Value::as_i64).unwrap_or(3600);
         let mut new = Map::new();
         new.insert("access_token".into(), access.into());
         new.insert("expired".into(), iso_in(expires_in * 1000).into());
         new.insert("last_refresh".into(), poolgate_store::time::iso_now().into());
-        for k in ["refresh_token", "id_token"] {
-            if let Some(v) = answer.get(k).filter(|v| v.is_string()) {
-                new.insert(k.into(), v.clone());
-            }
-        }
+        copy_strings(&answer, &["refresh_token", "id_token"], &mut new);
         if let Some(id) = answer.get("id_token").and_then(Value::as_str) {
             if let Some(a) = account_id(id) {
                 new.insert("account_id".into(), a.into());
@@ -162,7 +155,7 @@ impl Provider for CodexProvider {
     ) -> Result<Prepared, ProviderError> {
         let token = ctx.token(call.pool, account, &self.grant, None).await?;
         let base = ctx.settings().get_or(account, "CODEX_BASE_URL", BASE_URL);
-        let body: Value = serde_json::from_slice(&call.body).map_err(|e| ProviderError::Upstream(e.to_string()))?;
+        let body = super::json_body(call)?;
         let body = codex_body(body, call.model);
         let session = uuid::Uuid::new_v4().to_string();
         let mut rb = ctx
@@ -180,7 +173,7 @@ impl Provider for CodexProvider {
         if let Some(id) = str_field(&token.value, &["account_id"]) {
             rb = rb.header("chatgpt-account-id", id);
         }
-        let body = serde_json::to_vec(&body).map_err(|e| ProviderError::Upstream(e.to_string()))?;
+        let body = super::to_body(&body)?;
         Ok(Prepared {
             builder: rb.body(body),
             access: Some(token.access.clone()),

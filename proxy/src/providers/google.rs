@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::{json, Value};
+use serde_json::{Map, Value};
 
-use crate::oauth::grant::send;
+use crate::oauth::grant::{copy_strings, required, send};
 use crate::oauth::token::{merged, str_field, time_ms};
 use crate::oauth::{GrantCtx, RefreshError, TokenGrant};
 
@@ -57,20 +57,12 @@ impl TokenGrant for GoogleGrant {
         ];
         let rb = ctx.http.post(url).form(&form).timeout(Duration::from_secs(30));
         let answer = send(rb).await?;
-        let access = answer.get("access_token").and_then(Value::as_str).filter(|s| !s.is_empty());
-        let Some(access) = access else {
-            return Err(RefreshError::Transient("token answer has no access_token".into()));
-        };
+        let access = required(&answer, "access_token")?;
         let expires_in = answer.get("expires_in").and_then(Value::as_i64).unwrap_or(3600);
-        let mut new = json!({
-            "access_token": access,
-            "expiry_date": poolgate_store::time::epoch_ms() + expires_in * 1000,
-        });
-        for k in ["refresh_token", "token_type", "scope", "id_token"] {
-            if let Some(v) = answer.get(k).filter(|v| v.is_string()) {
-                new[k] = v.clone();
-            }
-        }
-        Ok(merged(token, new.as_object().cloned().unwrap_or_default()))
+        let mut new = Map::new();
+        new.insert("access_token".into(), access.into());
+        new.insert("expiry_date".into(), (poolgate_store::time::epoch_ms() + expires_in * 1000).into());
+        copy_strings(&answer, &["refresh_token", "token_type", "scope", "id_token"], &mut new);
+        Ok(merged(token, new))
     }
 }

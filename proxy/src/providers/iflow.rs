@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 
 use super::{FailureKind, Prepared, Provider, ProviderCtx, ProviderError, UpstreamCall};
 use crate::convert::{Backend, Protocol};
-use crate::oauth::grant::send;
+use crate::oauth::grant::{copy_strings, required, send};
 use crate::oauth::token::{merged, str_field, time_ms};
 use crate::oauth::{GrantCtx, RefreshError, TokenGrant};
 
@@ -84,9 +84,7 @@ impl TokenGrant for IFlowGrant {
             .form(&form)
             .timeout(Duration::from_secs(30));
         let answer = send(rb).await?;
-        let Some(access) = answer.get("access_token").and_then(Value::as_str).filter(|s| !s.is_empty()) else {
-            return Err(RefreshError::Transient("token answer has no access_token".into()));
-        };
+        let access = required(&answer, "access_token")?;
         let info_url = super::join_url(&base, "api/oauth/getUserInfo");
         let info = send(ctx.http.get(info_url).query(&[("accessToken", access)]).timeout(Duration::from_secs(30)))
             .await
@@ -99,11 +97,7 @@ impl TokenGrant for IFlowGrant {
         new.insert("access_token".into(), access.into());
         new.insert("expiry_date".into(), (poolgate_store::time::epoch_ms() + expires_in * 1000).into());
         new.insert("apiKey".into(), api_key.into());
-        for k in ["refresh_token", "token_type", "scope"] {
-            if let Some(v) = answer.get(k).filter(|v| v.is_string()) {
-                new.insert(k.into(), v.clone());
-            }
-        }
+        copy_strings(&answer, &["refresh_token", "token_type", "scope"], &mut new);
         let mut out = merged(token, new);
         if let Some(o) = out.as_object_mut() {
             // One spelling per field, the one iFlow's own CLI writes.
@@ -162,9 +156,8 @@ impl Provider for IFlowProvider {
     ) -> Result<Prepared, ProviderError> {
         let token = ctx.token(call.pool, account, &self.grant, None).await?;
         let base = ctx.settings().get_or(account, "IFLOW_BASE_URL", BASE_URL);
-        let body: Value = serde_json::from_slice(&call.body).map_err(|e| ProviderError::Upstream(e.to_string()))?;
-        let body =
-            serde_json::to_vec(&iflow_body(body, call.model)).map_err(|e| ProviderError::Upstream(e.to_string()))?;
+        let body = super::json_body(call)?;
+        let body = super::to_body(&iflow_body(body, call.model))?;
         let session = format!("session-{}", uuid::Uuid::new_v4());
         let ts = poolgate_store::time::epoch_ms();
         let rb = ctx

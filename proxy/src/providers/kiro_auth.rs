@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 
-use crate::oauth::grant::send;
+use crate::oauth::grant::{copy_strings, required, send};
 use crate::oauth::token::{iso_in, merged, str_field, time_ms};
 use crate::oauth::{GrantCtx, RefreshError, TokenGrant};
 
@@ -68,19 +68,12 @@ impl TokenGrant for KiroGrant {
             ctx.http.post(url).json(&body).header("user-agent", "aws-sdk-js/3.738.0 KiroIDE")
         };
         let answer = send(rb.timeout(Duration::from_secs(15))).await?;
-        let Some(access) = answer.get("accessToken").and_then(Value::as_str).filter(|s| !s.is_empty()) else {
-            return Err(RefreshError::Transient("token answer has no accessToken".into()));
-        };
+        let access = required(&answer, "accessToken")?;
         let expires_in = answer.get("expiresIn").and_then(Value::as_i64).unwrap_or(3600);
         let mut new = Map::new();
         new.insert("accessToken".into(), access.into());
         new.insert("expiresAt".into(), iso_in(expires_in * 1000).into());
-        if let Some(v) = answer.get("refreshToken").filter(|v| v.as_str().is_some_and(|s| !s.is_empty())) {
-            new.insert("refreshToken".into(), v.clone());
-        }
-        if let Some(v) = answer.get("profileArn").filter(|v| v.as_str().is_some_and(|s| !s.is_empty())) {
-            new.insert("profileArn".into(), v.clone());
-        }
+        copy_strings(&answer, &["refreshToken", "profileArn"], &mut new);
         Ok(merged(token, new))
     }
 }

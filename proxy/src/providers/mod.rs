@@ -259,6 +259,16 @@ pub(crate) fn oauth_classify(status: u16) -> FailureKind {
     }
 }
 
+/// The call's body as JSON (a provider that rewrites it).
+pub(crate) fn json_body(call: &UpstreamCall<'_>) -> Result<Value, ProviderError> {
+    serde_json::from_slice(&call.body).map_err(|e| ProviderError::Upstream(e.to_string()))
+}
+
+/// A rewritten body, serialized for sending.
+pub(crate) fn to_body(v: &Value) -> Result<Vec<u8>, ProviderError> {
+    serde_json::to_vec(v).map_err(|e| ProviderError::Upstream(e.to_string()))
+}
+
 /// A string field of an account, trimmed, if non-empty.
 pub(crate) fn field<'a>(account: &'a Account, name: &str) -> Option<&'a str> {
     account.get(name).and_then(|v| v.as_str()).map(str::trim).filter(|s| !s.is_empty())

@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 
 use super::{FailureKind, Prepared, Provider, ProviderCtx, ProviderError, UpstreamCall};
 use crate::convert::{Backend, Protocol};
-use crate::oauth::grant::send;
+use crate::oauth::grant::{copy_strings, required, send};
 use crate::oauth::token::{merged, str_field, time_ms};
 use crate::oauth::{GrantCtx, RefreshError, TokenGrant};
 
@@ -44,18 +44,12 @@ impl TokenGrant for QwenGrant {
         let url = super::join_url(&base, "api/v1/oauth2/token");
         let form = [("grant_type", "refresh_token"), ("refresh_token", rt), ("client_id", CLIENT_ID)];
         let answer = send(ctx.http.post(url).form(&form).timeout(Duration::from_secs(30))).await?;
-        let Some(access) = answer.get("access_token").and_then(Value::as_str).filter(|s| !s.is_empty()) else {
-            return Err(RefreshError::Transient("token answer has no access_token".into()));
-        };
+        let access = required(&answer, "access_token")?;
         let expires_in = answer.get("expires_in").and_then(Value::as_i64).unwrap_or(21600);
         let mut new = Map::new();
         new.insert("access_token".into(), access.into());
         new.insert("expiry_date".into(), (poolgate_store::time::epoch_ms() + expires_in * 1000).into());
-        for k in ["refresh_token", "token_type", "resource_url"] {
-            if let Some(v) = answer.get(k).filter(|v| v.is_string()) {
-                new.insert(k.into(), v.clone());
-            }
-        }
+        copy_strings(&answer, &["refresh_token", "token_type", "resource_url"], &mut new);
         Ok(merged(token, new))
     }
 }
@@ -120,9 +114,8 @@ impl Provider for QwenProvider {
         let token = ctx.token(call.pool, account, &self.grant, None).await?;
         let fallback = ctx.settings().get_or(account, "QWEN_BASE_URL", BASE_URL);
         let base = api_base(&token.value, &fallback);
-        let body: Value = serde_json::from_slice(&call.body).map_err(|e| ProviderError::Upstream(e.to_string()))?;
-        let body =
-            serde_json::to_vec(&qwen_body(body, call.model)).map_err(|e| ProviderError::Upstream(e.to_string()))?;
+        let body = super::json_body(call)?;
+        let body = super::to_body(&qwen_body(body, call.model))?;
         let ua = format!("QwenCode/0.2.1 ({}; {})", std::env::consts::OS, std::env::consts::ARCH);
         let rb = ctx
             .http

@@ -118,7 +118,7 @@ impl Provider for KiroProvider {
         call: &UpstreamCall<'_>,
     ) -> Result<Prepared, ProviderError> {
         let token = ctx.token(call.pool, account, &self.grant, None).await?;
-        let body: Value = serde_json::from_slice(&call.body).map_err(|e| ProviderError::Upstream(e.to_string()))?;
+        let body = crate::providers::json_body(call)?;
         let ir = crate::convert::decode_request(Protocol::Anthropic, &body)
             .map_err(|e| ProviderError::Upstream(format!("request cannot be sent to Kiro: {e}")))?;
         let mut opts = BuildOptions::new(uuid::Uuid::new_v4().to_string());
@@ -130,7 +130,7 @@ impl Provider for KiroProvider {
         let translator = TranslatorOptions::for_request(&ir, built.tool_names);
         let machine = machine_id(account, &token.value);
         let rb = headers(ctx.http.post(api_url(ctx, account, &token.value)), &token.access, &machine);
-        let bytes = serde_json::to_vec(&built.body).map_err(|e| ProviderError::Upstream(e.to_string()))?;
+        let bytes = crate::providers::to_body(&built.body)?;
         let adapter = KiroAnswer { model: call.model.to_string(), stream: None, opts: Some(translator) };
         Ok(Prepared { builder: rb.body(bytes), access: Some(token.access.clone()), adapter: Some(Box::new(adapter)) })
     }
