@@ -283,6 +283,37 @@ async fn kiro_upstream_errors_set_the_account_state() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kiro_long_tool_names_are_shortened_and_mapped_back() {
+    let mock = MockOAuth::start().await.expect("mock");
+    let pool = "claude-kiro-oauth";
+    mock.seed_refresh_token(Prov::KiroSocial, "aor-names");
+    let server = RedisServer::start().expect("redis");
+    let _store =
+        seed_redis(&server, &[(pool, vec![(oauth_account("k-1"), expired_token(pool, "aor-names", &mock))])]).await;
+    let (gws, _dir) = start_replicas(1, &redis_env(&server, &mock, &[("OAUTH_REFRESH_TICK_MS", "600000")])).await;
+    let long = format!("mcp__weather_service__{}", "get_the_current_weather_for_a_city_".repeat(2));
+    assert!(long.len() > 64);
+    for stream in [false, true] {
+        let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 50, "stream": stream,
+            "messages": [{"role": "user", "content": "weather?"}],
+            "tools": [{"name": long, "description": "w", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]});
+        let (status, text) = post(&gws[0].url(&format!("/{pool}/v1/messages")), &body).await;
+        assert_eq!(status, 200, "{text}");
+        assert!(text.contains(&long), "the client sees its own tool name (stream={stream}): {text}");
+    }
+    let sent = mock.requests(Prov::KiroSocial);
+    let req = sent.iter().rev().find(|r| r.path.starts_with("/kiro/generateAssistantResponse")).expect("kiro call");
+    let v: Value = serde_json::from_slice(&req.body).expect("json");
+    let name = v
+        .pointer(
+            "/conversationState/currentMessage/userInputMessage/userInputMessageContext/tools/0/toolSpecification/name",
+        )
+        .and_then(Value::as_str)
+        .expect("tool name");
+    assert!(name.len() <= 64 && name != long, "shortened upstream: {name}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kiro_request_starts_are_spaced_across_replicas() {
     let mock = MockOAuth::start().await.expect("mock");
     let pool = "claude-kiro-oauth";
