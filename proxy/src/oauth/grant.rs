@@ -79,11 +79,13 @@ pub fn endpoint_error(status: u16, body: &[u8]) -> RefreshError {
     }
 }
 
-/// Sends a token request and returns the JSON answer, or the classified failure.
+/// Sends a token request and returns the JSON answer, or the classified failure. Transport
+/// errors drop the URL: some token flows carry a token in the query (iFlow's getUserInfo).
 pub async fn send(rb: reqwest::RequestBuilder) -> Result<Value, RefreshError> {
-    let resp = rb.send().await.map_err(|e| RefreshError::Transient(crate::server::relay::error_chain(&e)))?;
+    let transient = |e: reqwest::Error| RefreshError::Transient(crate::server::relay::error_chain(&e.without_url()));
+    let resp = rb.send().await.map_err(transient)?;
     let status = resp.status().as_u16();
-    let body = resp.bytes().await.map_err(|e| RefreshError::Transient(crate::server::relay::error_chain(&e)))?;
+    let body = resp.bytes().await.map_err(transient)?;
     if !(200..300).contains(&status) {
         return Err(endpoint_error(status, &body));
     }
@@ -119,5 +121,15 @@ mod tests {
         assert!(matches!(endpoint_error(503, b"oops"), RefreshError::Transient(_)));
         let e = endpoint_error(401, br#"{"message":"token expired"}"#);
         assert!(matches!(&e, RefreshError::Rejected(m) if m.contains("token expired")));
+    }
+
+    #[tokio::test]
+    async fn transport_errors_never_show_the_url() {
+        let http = reqwest::Client::new();
+        let rb = http.get("http://127.0.0.1:1/api/oauth/getUserInfo?accessToken=SECRET-ACCESS");
+        match send(rb).await {
+            Err(RefreshError::Transient(m)) => assert!(!m.contains("SECRET-ACCESS"), "{m}"),
+            other => panic!("expected a transport error, got {other:?}"),
+        }
     }
 }
