@@ -666,3 +666,61 @@ async fn refresh_storm_latency_benchmark() {
         );
     }
 }
+
+/// Benchmark (run by `scripts/bench-kiro.sh`, not in CI): what a replica adds to a streamed Kiro
+/// answer (refresh done beforehand; event-stream decoded and re-encoded as Anthropic SSE),
+/// against replaying the very request the replica sent straight to the mock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore]
+async fn kiro_gateway_overhead_benchmark() {
+    let mock = MockOAuth::start().await.expect("mock");
+    let pool = "claude-kiro-oauth";
+    mock.seed_refresh_token(Prov::KiroSocial, "aor-bench");
+    mock.set_api_script(Prov::KiroSocial, ApiScript::KiroChunking(poolgate_tests::mock_oauth::Chunking::Aligned));
+    let server = RedisServer::start().expect("redis");
+    let _store =
+        seed_redis(&server, &[(pool, vec![(oauth_account("k-1"), expired_token(pool, "aor-bench", &mock))])]).await;
+    let (gws, _dir) = start_replicas(1, &redis_env(&server, &mock, &[("OAUTH_REFRESH_TICK_MS", "600000")])).await;
+    let url = gws[0].url(&format!("/{pool}/v1/messages"));
+    let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 50, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let client = client();
+    let n = 300;
+    let mut via = Vec::with_capacity(n);
+    for i in 0..n + 20 {
+        let t = Instant::now();
+        let r = client.post(&url).bearer_auth(KEY).json(&body).send().await.expect("send");
+        let text = r.text().await.unwrap_or_default();
+        assert!(text.contains("message_stop"), "{text}");
+        if i >= 20 {
+            via.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let sent = mock.requests(Prov::KiroSocial);
+    let rec = sent.iter().rev().find(|r| r.path.starts_with("/kiro/generateAssistantResponse")).expect("call").clone();
+    let mut direct = Vec::with_capacity(n);
+    for i in 0..n + 20 {
+        let mut rb = client.post(format!("{}/kiro/generateAssistantResponse", mock.base())).body(rec.body.clone());
+        for (k, v) in &rec.headers {
+            if !matches!(k.as_str(), "host" | "content-length") {
+                rb = rb.header(k.as_str(), v.as_str());
+            }
+        }
+        let t = Instant::now();
+        let r = rb.send().await.expect("send");
+        assert_eq!(r.status(), 200);
+        let _ = r.bytes().await;
+        if i >= 20 {
+            direct.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let p = |v: &mut Vec<f64>, q: f64| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[((v.len() as f64 * q) as usize).min(v.len() - 1)]
+    };
+    let (d50, d99, g50, g99) = (p(&mut direct, 0.5), p(&mut direct, 0.99), p(&mut via, 0.5), p(&mut via, 0.99));
+    println!(
+        "BENCH kiro-gateway: direct p50 {d50:.2} ms p99 {d99:.2} ms; through poolgate p50 {g50:.2} ms p99 {g99:.2} ms; added p50 {:.2} ms p99 {:.2} ms",
+        g50 - d50,
+        g99 - d99
+    );
+}
