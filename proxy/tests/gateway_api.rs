@@ -37,6 +37,7 @@ async fn every_client_protocol_reaches_every_api_key_provider() {
         ("/v1/responses", json!({"model": "m-1", "input": "hello"})),
         ("/v1/messages", json!({"model": "m-1", "max_tokens": 16, "messages": [{"role": "user", "content": "hello"}]})),
         ("/v1beta/models/m-1:generateContent", json!({"contents": [{"role": "user", "parts": [{"text": "hello"}]}]})),
+        ("/v1/models/m-1:generateContent", json!({"contents": [{"role": "user", "parts": [{"text": "hello"}]}]})),
     ];
     for provider in ["openai-custom", "openaiResponses-custom", "claude-custom"] {
         for (path, body) in &bodies {

@@ -43,6 +43,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/messages", post(routes::messages))
         .route("/v1/messages/count_tokens", post(routes::count_tokens_handler))
         .route("/v1beta/models/{method}", post(routes::gemini_generate))
+        // The current google-genai SDKs call `/v1/models/{model}:generateContent` too.
+        .route("/v1/models/{method}", post(routes::gemini_generate))
         .route("/{provider}/v1/models", get(models::openai_p))
         .route("/{provider}/v1beta/models", get(models::gemini_p))
         .route("/{provider}/v1/chat/completions", post(routes::chat_p))
@@ -50,6 +52,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/{provider}/v1/messages", post(routes::messages_p))
         .route("/{provider}/v1/messages/count_tokens", post(routes::count_tokens_handler))
         .route("/{provider}/v1beta/models/{method}", post(routes::gemini_generate_p))
+        .route("/{provider}/v1/models/{method}", post(routes::gemini_generate_p))
         .fallback(routes::not_found)
         .layer(middleware::from_fn(cors))
         .with_state(state)
