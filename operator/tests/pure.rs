@@ -826,3 +826,124 @@ fn operator_logs_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
     assert!(!err.is_empty(), "the failure is logged");
     assert!(!err.contains('\u{1b}'), "ANSI escape codes in a non-terminal log: {err:?}");
 }
+
+fn marked(uuid: &str, owner: Option<&str>) -> Account {
+    let mut m = serde_json::Map::new();
+    m.insert("uuid".into(), json!(uuid));
+    if let Some(o) = owner {
+        m.insert(build::OWNER_FIELD.into(), json!(o));
+    }
+    Account::from_map(m).expect("account")
+}
+
+#[test]
+fn a_pool_prunes_only_the_accounts_it_created() {
+    use std::collections::BTreeSet;
+    let redis = vec![
+        marked("kept", Some("ns/pool")),
+        marked("mine-gone", Some("ns/pool")),
+        marked("retained-of-openai", Some("ns/openai")),
+        marked("migrated", None),
+        marked("legacy-mine", None),
+    ];
+    let keep = BTreeSet::from(["kept"]);
+    let listed = BTreeSet::from(["legacy-mine".to_string(), "kept".to_string()]);
+    let p = build::prune("ns/pool", &keep, &listed, &redis, false);
+    assert_eq!(p.delete, vec!["mine-gone", "legacy-mine"]);
+    assert_eq!(p.foreign, vec!["retained-of-openai", "migrated"], "never another pool's or a migration's");
+    // Taking the type over is explicit.
+    let p = build::prune("ns/pool", &keep, &listed, &redis, true);
+    assert_eq!(p.delete.len(), 4);
+    assert!(p.foreign.is_empty());
+}
+
+#[test]
+fn a_refresh_writes_nothing_unless_the_plan_changed() {
+    let v = validate::validate(&pool("openai-custom", vec![account("a")]), &refs()).expect("valid");
+    let plan = build::build(&v);
+    let h = build::plan_hash(&plan, &v.redis, false);
+    assert_eq!(h, build::plan_hash(&build::build(&v), &v.redis, false), "deterministic");
+    assert_ne!(h, build::plan_hash(&plan, &v.redis, true));
+    let v2 = validate::validate(&pool("openai-custom", vec![PoolAccount { disabled: true, ..account("a") }]), &refs())
+        .expect("valid");
+    assert_ne!(h, build::plan_hash(&build::build(&v2), &v2.redis, false), "a spec change changes the hash");
+    let present = vec![marked(&plan.accounts[0].uuid, Some("ns/pool"))];
+    let none = build::Prune::default();
+    let seeded = BTreeMap::new();
+    assert!(!build::needs_apply(Some(&h), &h, &plan, &present, &none, &seeded), "unchanged: no write");
+    assert!(build::needs_apply(None, &h, &plan, &present, &none, &seeded), "never applied");
+    assert!(build::needs_apply(Some("old"), &h, &plan, &present, &none, &seeded), "changed");
+    assert!(build::needs_apply(Some(&h), &h, &plan, &[], &none, &seeded), "an account went missing in Redis");
+    let prune = build::Prune { delete: vec!["x".into()], foreign: vec![] };
+    assert!(build::needs_apply(Some(&h), &h, &plan, &present, &prune, &seeded));
+    let ov = validate::validate(&pool("gemini-cli-oauth", vec![account("a")]), &refs()).expect("valid");
+    let oplan = build::build(&ov);
+    let oh = build::plan_hash(&oplan, &ov.redis, false);
+    let opresent = vec![marked(&oplan.accounts[0].uuid, Some("ns/pool"))];
+    assert!(build::needs_apply(Some(&oh), &oh, &oplan, &opresent, &none, &seeded), "a token never seeded");
+    let seeded = BTreeMap::from([("a".to_string(), "h".to_string())]);
+    assert!(!build::needs_apply(Some(&oh), &oh, &oplan, &opresent, &none, &seeded));
+}
+
+#[test]
+fn cleanup_validates_the_redis_url_like_apply_and_names_the_way_out() {
+    use poolgate_operator::controller::cleanup::{self, Cleanup};
+    let mut cc = client_config("gw");
+    cc.spec.deletion_policy = DeletionPolicy::Delete;
+    for url in ["redis:/:SOMEPASSWORD@127.0.0.1:6379/0", "sk-client"] {
+        let mut r = cc_refs(None);
+        r.secrets.insert("redis", Some(BTreeMap::from([("url".to_string(), url.as_bytes().to_vec())])));
+        match cleanup::client_config(&cc, &r) {
+            Cleanup::Blocked(inv) => {
+                assert_eq!(inv.reason, "InvalidRedisUrl");
+                assert!(!inv.message.contains("SOMEPASSWORD") && !inv.message.contains("sk-client"), "{}", inv.message);
+                assert!(inv.message.contains("poolgate.dev/skip-cleanup") && inv.message.contains("Retain"));
+            }
+            other => panic!("{url}: {other:?}"),
+        }
+        // The ways out.
+        let mut skip = cc.clone();
+        skip.metadata.annotations = Some(BTreeMap::from([("poolgate.dev/skip-cleanup".into(), "true".into())]));
+        assert!(matches!(cleanup::client_config(&skip, &r), Cleanup::Leave { reason: "CleanupSkipped", .. }));
+        let mut retain = cc.clone();
+        retain.spec.deletion_policy = DeletionPolicy::Retain;
+        assert!(matches!(cleanup::client_config(&retain, &r), Cleanup::Leave { reason: "Retained", .. }));
+    }
+    assert!(matches!(cleanup::client_config(&cc, &cc_refs(None)), Cleanup::Delete(_)));
+    let waiting = CcRefs { pools: vec!["p".into()], ..cc_refs(None) };
+    assert!(matches!(cleanup::client_config(&cc, &waiting), Cleanup::WaitForPools(_)));
+
+    // A pool's cleanup: the same rule.
+    let p = pool("openai-custom", vec![account("a")]);
+    let mut r = refs();
+    if let Some(c) = r.client_config.as_mut() {
+        c.spec.deletion_policy = DeletionPolicy::Delete;
+    }
+    assert!(matches!(cleanup::provider_pool(&p, &r), Cleanup::Delete(_)));
+    r.secrets.insert("redis", Some(BTreeMap::from([("url".to_string(), b"redis:/:SOMEPASSWORD@h:1/0".to_vec())])));
+    match cleanup::provider_pool(&p, &r) {
+        Cleanup::Blocked(inv) => assert!(!inv.message.contains("SOMEPASSWORD")),
+        other => panic!("{other:?}"),
+    }
+    let target = validate::RedisTarget { url: "redis://:SOMEPASSWORD@h:1/0".into(), prefix: "pg:".into() };
+    let inv = cleanup::redis_failed(&target, "connection to redis://:SOMEPASSWORD@h:1/0 refused");
+    assert!(!inv.message.contains("SOMEPASSWORD"), "{}", inv.message);
+}
+
+#[test]
+fn a_pool_is_triggered_by_changes_of_its_siblings() {
+    use std::sync::Arc;
+    let mut first = pool("openai-custom", vec![]);
+    first.metadata.name = Some("openai".into());
+    first.metadata.uid = Some("u1".into());
+    let mut second = first.clone();
+    second.metadata.name = Some("openai-2".into());
+    second.metadata.uid = Some("u2".into());
+    let mut other = first.clone();
+    other.metadata.name = Some("claude".into());
+    other.metadata.uid = Some("u3".into());
+    other.spec.provider_type = "claude-custom".into();
+    let all: Vec<Arc<ProviderPool>> = [first.clone(), second, other].into_iter().map(Arc::new).collect();
+    let hit = poolgate_operator::controller::run::siblings_of(&all, &first);
+    assert_eq!(hit.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), vec!["openai-2"]);
+}
