@@ -190,8 +190,8 @@ fn client_config<'a>(pool: &ProviderPool, refs: &'a PoolRefs) -> Result<&'a Clie
         Some(c) => Err(Invalid::new(
             "WaitingForClientConfig",
             format!(
-                "ClientConfig {name:?} is not Ready ({}: {}); the pool is applied once its init or migration has finished",
-                c.reason, c.message
+                "ClientConfig {name:?} is not Ready ({}); the pool is applied once its init or migration has finished",
+                c.reason
             ),
         )),
         None => Err(Invalid::new(
