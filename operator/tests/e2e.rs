@@ -290,6 +290,27 @@ async fn scenario() {
         let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../crds/yaml").join(f);
         kubectl(&kc, &["apply", "--validate=false", "-f", p.to_str().unwrap_or_default()]);
     }
+    // Inputs: Secrets and the migration source.
+    let url = redis.url();
+    secret(&client, "redis", &[("url", &url)]).await;
+    secret(&client, "gateway-a", &[("apiKey", KEY_A), ("password", "pw-a")]).await;
+    secret(&client, "gateway-b", &[("apiKey", "sk-gateway-b")]).await;
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "legacy"}, "data": fixture_config_map()})).expect("cm");
+    Api::<ConfigMap>::namespaced(client.clone(), NS).create(&PostParams::default(), &cm).await.expect("configmap");
+
+    // gw-b exists before the operators start (its first reconciles race the initial listing of
+    // every watch: no spurious FinalizerError may come of it).
+    kubectl_apply(
+        &kc,
+        w,
+        "gw-b",
+        &json!({
+        "apiVersion": "poolgate.dev/v1alpha1", "kind": "ClientConfig", "metadata": {"name": "gw-b", "namespace": NS},
+        "spec": {"redis": {"urlSecretRef": {"name": "redis", "key": "url"}, "keyPrefix": "b:"},
+                 "apiKeySecretRef": {"name": "gateway-b", "key": "apiKey"}}}),
+    );
+
     let mut op1 = start_operator(&kc, w, "op-1", &mount);
     let op2 = start_operator(&kc, w, "op-2", &mount);
 
@@ -312,15 +333,6 @@ async fn scenario() {
     .await;
     assert_eq!(healthz.0, 200);
 
-    // Inputs: Secrets and the migration source.
-    let url = redis.url();
-    secret(&client, "redis", &[("url", &url)]).await;
-    secret(&client, "gateway-a", &[("apiKey", KEY_A), ("password", "pw-a")]).await;
-    secret(&client, "gateway-b", &[("apiKey", "sk-gateway-b")]).await;
-    let cm: ConfigMap =
-        serde_json::from_value(json!({"metadata": {"name": "legacy"}, "data": fixture_config_map()})).expect("cm");
-    Api::<ConfigMap>::namespaced(client.clone(), NS).create(&PostParams::default(), &cm).await.expect("configmap");
-
     // gw-a: migrates the fixtures (deletionPolicy Delete). gw-b: initialised by `poolgate init` (Retain).
     // Items for keys the source lacks are ignored until they appear.
     kubectl_apply(
@@ -331,15 +343,6 @@ async fn scenario() {
             ("codex-dev-at-example.com.json", "codex/codex-dev@example.com.json"),
             ("codex-missing-at-example.com.json", "codex/codex-missing@example.com.json"),
         ]),
-    );
-    kubectl_apply(
-        &kc,
-        w,
-        "gw-b",
-        &json!({
-        "apiVersion": "poolgate.dev/v1alpha1", "kind": "ClientConfig", "metadata": {"name": "gw-b", "namespace": NS},
-        "spec": {"redis": {"urlSecretRef": {"name": "redis", "key": "url"}, "keyPrefix": "b:"},
-                 "apiKeySecretRef": {"name": "gateway-b", "key": "apiKey"}}}),
     );
 
     // A pool applied together with the migrating ClientConfig waits for the migration (writing
