@@ -75,7 +75,7 @@ async fn apply_cc(cc: &ClientConfig, ctx: &Context) -> Result<Action> {
     let redacted = poolgate_store::settings::redact_url(&valid.redis.url);
     let store = ctx.redis.get(&valid.redis.url, &valid.redis.prefix).await;
     let redis = match &store {
-        Ok(s) => s.has_data().await.map_err(|e| e.to_string()),
+        Ok(s) => s.has_data().await.map_err(|e| crate::redact::scrub(&e.to_string(), &valid.redis.url)),
         Err(e) => Err(format!("{redacted}: {}", crate::redact::scrub(&e.to_string(), &valid.redis.url))),
     };
     let migrate_name =
@@ -103,7 +103,14 @@ async fn apply_cc(cc: &ClientConfig, ctx: &Context) -> Result<Action> {
             .await;
     }
     let synced = match (&store, plan.sync) {
-        (Ok(s), true) => Some(apply::sync(s, cc, &valid).await.map_err(|e| e.to_string())),
+        (Ok(s), true) => Some(apply::sync(s, cc, &valid).await.map_err(|e| {
+            let text = crate::redact::scrub(&e.to_string(), &valid.redis.url);
+            let text = crate::redact::scrub(&text, &valid.api_key);
+            match &valid.password {
+                Some(pw) => crate::redact::scrub(&text, pw),
+                None => text,
+            }
+        })),
         _ => None,
     };
     if let Some(Ok(w)) = &synced {

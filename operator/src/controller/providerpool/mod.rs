@@ -78,9 +78,10 @@ async fn apply_pool(pool: &ProviderPool, ctx: &Context) -> Result<Action> {
         Ok(s) => s,
         Err(e) => {
             let message = format!(
-                "{} (prefix {:?}): {e}",
+                "{} (prefix {:?}): {}",
                 poolgate_store::settings::redact_url(&valid.redis.url),
-                valid.redis.prefix
+                valid.redis.prefix,
+                crate::redact::scrub(&e.to_string(), &valid.redis.url)
             );
             let outcome = status::Outcome::RedisFailed { reachable: false, message: message.clone() };
             write_status(pool, ctx, status::compute(pool, &outcome, &now)).await?;
