@@ -213,6 +213,10 @@ pub struct ClientConfigStatus {
     /// The init Job that seeded Redis, once it succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_job: Option<LocalObjectRef>,
+    /// The Secret (owned by this ClientConfig, key `password`) holding the web UI password the
+    /// operator generated for the init Job because the spec names no `adminPasswordSecretRef`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated_password_secret: Option<LocalObjectRef>,
     /// When the config, key and password were last written (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_synced: Option<String>,

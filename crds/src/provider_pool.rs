@@ -91,8 +91,10 @@ pub struct PoolAccount {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProviderSettings {
-    /// `OPENAI_BASE_URL` / `CLAUDE_BASE_URL` / `FORWARD_BASE_URL` / `IFLOW_BASE_URL`.
+    /// `OPENAI_BASE_URL` / `CLAUDE_BASE_URL` / `FORWARD_BASE_URL` / `IFLOW_BASE_URL`: an
+    /// `http://` or `https://` URL with a host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://[^/?#\s@]+([/?#]\S*)?$"))]
     pub base_url: Option<String>,
     /// `PROJECT_ID` (Gemini types).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -143,6 +145,10 @@ pub struct ProviderPoolStatus {
     pub total_usage: i64,
     #[serde(default)]
     pub total_errors: i64,
+    /// Hash of the writes last applied to Redis (accounts, fields, token hashes, target); a
+    /// refresh with the same hash only reads runtime state, it writes nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_hash: Option<String>,
     /// When runtime state was last read from Redis (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_refreshed: Option<String>,

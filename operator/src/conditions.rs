@@ -46,8 +46,14 @@ pub fn changed<'a>(old: &[Condition], new: &'a [Condition]) -> Vec<&'a Condition
 }
 
 /// `Ready`: true when every condition in `required` is true; otherwise false with the reason and
-/// message of the first one that is not (an `Unknown` one makes `Ready` unknown).
+/// message of the first one that is false; when none is false, unknown with the first unknown
+/// one's (a condition that is false wins over one that is not yet checked).
 pub fn ready(conditions: &[Condition], required: &[&str]) -> Condition {
+    if let Some(c) =
+        required.iter().filter_map(|t| conditions.iter().find(|c| c.type_ == *t)).find(|c| c.status == "False")
+    {
+        return Condition::new("Ready", false, &c.reason, c.message.clone());
+    }
     for t in required {
         match conditions.iter().find(|c| c.type_ == *t) {
             Some(c) if c.is_true() => continue,
@@ -95,5 +101,11 @@ mod tests {
         assert_eq!(ready(&cs, &["RedisReachable"]).status, "False");
         let cs = vec![Condition::new("RedisReachable", true, "Connected", "")];
         assert!(ready(&cs, &["RedisReachable"]).is_true());
+        let cs = vec![
+            Condition::unknown("RedisReachable", "NotChecked", ""),
+            Condition::new("Synced", false, "InvalidRedisUrl", "x"),
+        ];
+        let r = ready(&cs, &["RedisReachable", "Synced"]);
+        assert_eq!((r.status.as_str(), r.reason.as_str()), ("False", "InvalidRedisUrl"), "false wins over unknown");
     }
 }

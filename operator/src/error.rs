@@ -18,6 +18,9 @@ pub enum Error {
     Serialize(#[from] serde_json::Error),
     #[error("waiting: {0}")]
     Waiting(String),
+    /// Deletion cannot clean up the Redis data; the message says how to let it finish.
+    #[error("{0}")]
+    CleanupBlocked(String),
 }
 
 impl Error {
@@ -36,6 +39,7 @@ impl Error {
             },
             Self::Serialize(_) => "SerializationError",
             Self::Waiting(_) => "Waiting",
+            Self::CleanupBlocked(_) => "CleanupBlocked",
         }
     }
 }

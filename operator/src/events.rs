@@ -14,15 +14,25 @@ pub async fn publish<K: Resource<DynamicType = ()>>(
     action: &str,
     note: impl Into<String>,
 ) {
-    let ev = Event {
-        type_: if warning { EventType::Warning } else { EventType::Normal },
-        reason: reason.into(),
-        note: Some(truncate(note.into(), 1000)),
-        action: action.into(),
-        secondary: None,
-    };
+    let ev = event(warning, reason, action, note);
     if let Err(e) = recorder.publish(&ev, &obj.object_ref(&())).await {
         tracing::warn!(reason, "could not publish event: {e}");
+    }
+}
+
+/// The event to publish. The recorder aggregates events by type, reason, action and object into
+/// one Event whose `series.count` grows while its note stays the first one; the action therefore
+/// carries a hash of the note (`Sync-1a2b3c4d`), so a different note is a new Event a person reads,
+/// and only repeats of the same note are counted in a series.
+pub fn event(warning: bool, reason: &str, action: &str, note: impl Into<String>) -> Event {
+    let note = truncate(note.into(), 1000);
+    let tag = crate::hash::short_hash(note.as_bytes());
+    Event {
+        type_: if warning { EventType::Warning } else { EventType::Normal },
+        reason: reason.into(),
+        action: format!("{action}-{}", &tag[..8]),
+        note: Some(note),
+        secondary: None,
     }
 }
 
@@ -47,4 +57,21 @@ pub async fn condition_transitions<K: Resource<DynamicType = ()>>(
 fn truncate(mut s: String, max: usize) -> String {
     s.truncate(s.floor_char_boundary(max));
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_note_is_a_new_event_and_a_repeat_joins_its_series() {
+        let a = event(true, "RedisUnreachable", "Reconcile", "connection refused");
+        let again = event(true, "RedisUnreachable", "Reconcile", "connection refused");
+        let b = event(true, "RedisUnreachable", "Reconcile", "timed out");
+        // The recorder's grouping key is (type, reason, action, object): the action must differ.
+        assert_eq!(a.action, again.action, "the same note is counted in one series");
+        assert_ne!(a.action, b.action, "a different note must not hide behind the first one");
+        assert_eq!(b.note.as_deref(), Some("timed out"));
+        assert!(a.action.starts_with("Reconcile-") && a.action.len() <= 128);
+    }
 }

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, EnvVar, EnvVarSource, KeyToPath, PodSecurityContext, PodSpec,
-    PodTemplateSpec, ResourceRequirements, SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext,
-    Volume, VolumeMount,
+    PodTemplateSpec, ResourceRequirements, SeccompProfile, Secret, SecretKeySelector, SecretVolumeSource,
+    SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -86,33 +86,70 @@ fn secret_env(name: &str, r: &poolgate_crds::SecretKeyRef) -> EnvVar {
     }
 }
 
-/// The container's command line; secrets only as `$(VAR)` references to Secret-backed env.
+/// The container's command line. It never carries a secret, not even as a `$(VAR)` reference
+/// (the kubelet would expand it into argv, visible in the process list): the Redis URL, API key
+/// and password reach `poolgate` as Secret-backed environment variables only (`REDIS_URL`,
+/// `POOLGATE_API_KEY`, `POOLGATE_ADMIN_PASSWORD`).
 pub fn command(cc: &ClientConfig, kind: &JobKind, mount_root: &str) -> Vec<String> {
     let prefix = cc.spec.redis.key_prefix.clone();
     let mut c: Vec<String> = match kind {
         JobKind::Init => {
-            let mut c = vec!["poolgate", "init", "--redis-url", "$(REDIS_URL)", "--key-prefix"]
-                .into_iter()
-                .map(String::from)
-                .collect::<Vec<_>>();
-            c.push(prefix);
-            c.extend(["--api-key".into(), "$(POOLGATE_API_KEY)".into()]);
-            if cc.spec.admin_password_secret_ref.is_some() {
-                c.extend(["--password".into(), "$(POOLGATE_ADMIN_PASSWORD)".into()]);
-            }
-            c.push("--defaults".into());
+            let mut c: Vec<String> = vec!["poolgate".into(), "init".into(), "--key-prefix".into(), prefix];
+            // Never print a generated credential into the Job's log.
+            c.extend(["--defaults".into(), "--quiet-secrets".into()]);
             c
         }
         JobKind::Migrate { .. } => {
             let mut c: Vec<String> = vec!["poolgate".into(), "migrate".into(), "--config-dir".into()];
             c.push(format!("{}/configs", mount_root.trim_end_matches('/')));
-            c.extend(["--redis-url".into(), "$(REDIS_URL)".into(), "--key-prefix".into(), prefix]);
+            c.extend(["--key-prefix".into(), prefix]);
             c.extend(["--verify".into(), "--json".into()]);
             c
         }
     };
     c.shrink_to_fit();
     c
+}
+
+/// Key of the generated password in [`generated_password_secret`].
+pub const GENERATED_PASSWORD_KEY: &str = "password";
+
+/// Name of the Secret the operator generates the web UI password into when the spec names none.
+pub fn generated_password_secret_name(cc_name: &str) -> String {
+    let suffix = "-admin-password";
+    let base: String = cc_name.chars().take(253 - suffix.len()).collect();
+    format!("{base}{suffix}")
+}
+
+/// Where the init Job reads the web UI password: the spec's Secret, else the generated one.
+pub fn password_ref(cc: &ClientConfig) -> poolgate_crds::SecretKeyRef {
+    cc.spec.admin_password_secret_ref.clone().unwrap_or_else(|| poolgate_crds::SecretKeyRef {
+        name: generated_password_secret_name(&cc.name_any()),
+        key: GENERATED_PASSWORD_KEY.into(),
+    })
+}
+
+/// A fresh random web UI password (244 random bits, hex).
+pub fn generate_password() -> String {
+    format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
+}
+
+/// The Secret holding a generated web UI password, owned by `cc` (it goes with the ClientConfig).
+pub fn generated_password_secret(cc: &ClientConfig, password: &str) -> Secret {
+    let mut labels = crate::controller::managed_labels(&cc.name_any(), "admin-password");
+    labels.insert("poolgate.dev/client-config".into(), cc.name_any());
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(generated_password_secret_name(&cc.name_any())),
+            namespace: cc.namespace(),
+            labels: Some(labels),
+            owner_references: cc.controller_owner_ref(&()).map(|o| vec![o]),
+            ..Default::default()
+        },
+        string_data: Some([(GENERATED_PASSWORD_KEY.to_string(), password.to_string())].into()),
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    }
 }
 
 /// The Job for `kind`, owned by `cc`.
@@ -127,9 +164,7 @@ pub fn build_job(cc: &ClientConfig, kind: &JobKind, source: Option<&SourceVolume
     let mut env = vec![secret_env("REDIS_URL", &cc.spec.redis.url_secret_ref)];
     if *kind == JobKind::Init {
         env.push(secret_env("POOLGATE_API_KEY", &cc.spec.api_key_secret_ref));
-        if let Some(p) = &cc.spec.admin_password_secret_ref {
-            env.push(secret_env("POOLGATE_ADMIN_PASSWORD", p));
-        }
+        env.push(secret_env("POOLGATE_ADMIN_PASSWORD", &password_ref(cc)));
     }
     let mut annotations = BTreeMap::new();
     if let JobKind::Migrate { hash } = kind {

@@ -18,6 +18,7 @@ pub mod hash;
 pub mod jobs;
 pub mod leader;
 pub mod metrics;
+pub mod redact;
 pub mod redis;
 pub mod secrets;
 

@@ -269,8 +269,8 @@ async fn operator_end_to_end() {
         eprintln!("SKIPPED: kubectl is not installed (/usr/bin/kubectl); this test drives the cluster with it");
         return;
     }
-    let within = tokio::time::timeout(Duration::from_secs(240), scenario()).await;
-    assert!(within.is_ok(), "the end-to-end scenario took longer than 240 s");
+    let within = tokio::time::timeout(Duration::from_secs(360), scenario()).await;
+    assert!(within.is_ok(), "the end-to-end scenario took longer than 360 s");
 }
 
 async fn scenario() {
@@ -290,6 +290,27 @@ async fn scenario() {
         let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../crds/yaml").join(f);
         kubectl(&kc, &["apply", "--validate=false", "-f", p.to_str().unwrap_or_default()]);
     }
+    // Inputs: Secrets and the migration source.
+    let url = redis.url();
+    secret(&client, "redis", &[("url", &url)]).await;
+    secret(&client, "gateway-a", &[("apiKey", KEY_A), ("password", "pw-a")]).await;
+    secret(&client, "gateway-b", &[("apiKey", "sk-gateway-b")]).await;
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "legacy"}, "data": fixture_config_map()})).expect("cm");
+    Api::<ConfigMap>::namespaced(client.clone(), NS).create(&PostParams::default(), &cm).await.expect("configmap");
+
+    // gw-b exists before the operators start (its first reconciles race the initial listing of
+    // every watch: no spurious FinalizerError may come of it).
+    kubectl_apply(
+        &kc,
+        w,
+        "gw-b",
+        &json!({
+        "apiVersion": "poolgate.dev/v1alpha1", "kind": "ClientConfig", "metadata": {"name": "gw-b", "namespace": NS},
+        "spec": {"redis": {"urlSecretRef": {"name": "redis", "key": "url"}, "keyPrefix": "b:"},
+                 "apiKeySecretRef": {"name": "gateway-b", "key": "apiKey"}}}),
+    );
+
     let mut op1 = start_operator(&kc, w, "op-1", &mount);
     let op2 = start_operator(&kc, w, "op-2", &mount);
 
@@ -312,15 +333,6 @@ async fn scenario() {
     .await;
     assert_eq!(healthz.0, 200);
 
-    // Inputs: Secrets and the migration source.
-    let url = redis.url();
-    secret(&client, "redis", &[("url", &url)]).await;
-    secret(&client, "gateway-a", &[("apiKey", KEY_A), ("password", "pw-a")]).await;
-    secret(&client, "gateway-b", &[("apiKey", "sk-gateway-b")]).await;
-    let cm: ConfigMap =
-        serde_json::from_value(json!({"metadata": {"name": "legacy"}, "data": fixture_config_map()})).expect("cm");
-    Api::<ConfigMap>::namespaced(client.clone(), NS).create(&PostParams::default(), &cm).await.expect("configmap");
-
     // gw-a: migrates the fixtures (deletionPolicy Delete). gw-b: initialised by `poolgate init` (Retain).
     // Items for keys the source lacks are ignored until they appear.
     kubectl_apply(
@@ -332,15 +344,26 @@ async fn scenario() {
             ("codex-missing-at-example.com.json", "codex/codex-missing@example.com.json"),
         ]),
     );
+
+    // A pool applied together with the migrating ClientConfig waits for the migration (writing
+    // first would make Redis non-empty: the import would be skipped or fail its verify).
+    secret(&client, "early-creds", &[("apiKey", "key-early")]).await;
     kubectl_apply(
         &kc,
         w,
-        "gw-b",
+        "early",
         &json!({
-        "apiVersion": "poolgate.dev/v1alpha1", "kind": "ClientConfig", "metadata": {"name": "gw-b", "namespace": NS},
-        "spec": {"redis": {"urlSecretRef": {"name": "redis", "key": "url"}, "keyPrefix": "b:"},
-                 "apiKeySecretRef": {"name": "gateway-b", "key": "apiKey"}}}),
+        "apiVersion": "poolgate.dev/v1alpha1", "kind": "ProviderPool", "metadata": {"name": "early", "namespace": NS},
+        "spec": {"clientConfigRef": {"name": "gw-a"}, "providerType": "openai-custom-early",
+                 "accounts": [{"name": "e", "credentialsSecretRef": {"name": "early-creds"}}]}}),
     );
+    let pools: Api<ProviderPool> = Api::namespaced(client.clone(), NS);
+    eventually("the early pool to wait for its ClientConfig", 30, || async {
+        let st = pools.get("early").await.ok()?.status?;
+        (condition(&st.conditions, "Ready") == ("False".to_string(), "WaitingForClientConfig".to_string()))
+            .then_some(())
+    })
+    .await;
 
     let jobs: Api<Job> = Api::namespaced(client.clone(), NS);
     let migrate_job = eventually("the migration Job", 30, || async {
@@ -421,6 +444,19 @@ async fn scenario() {
     let b = ccs.get("gw-b").await.expect("gw-b").status.expect("status");
     assert_eq!(condition(&b.conditions, "Initialized"), ("True".into(), "InitJobSucceeded".into()));
     assert!(server.job_logs(NS, "gw-b-init").contains("exited: exit status: 0"));
+    // gw-b names no admin password: the operator generated one into a Secret it owns.
+    let generated = b.generated_password_secret.clone().expect("generated password Secret in status").name;
+    assert_eq!(generated, "gw-b-admin-password");
+    let gs = Api::<Secret>::namespaced(client.clone(), NS).get(&generated).await.expect("generated Secret");
+    assert_eq!(
+        gs.metadata.owner_references.unwrap_or_default().first().map(|o| (o.kind.clone(), o.name.clone())),
+        Some(("ClientConfig".to_string(), "gw-b".to_string()))
+    );
+    let generated_pw =
+        String::from_utf8(gs.data.unwrap_or_default().get("password").map(|b| b.0.clone()).expect("password key"))
+            .expect("utf-8");
+    let init_logs = server.job_logs(NS, "gw-b-init");
+    assert!(!init_logs.contains(&generated_pw) && !init_logs.contains("sk-gateway-b"), "{init_logs}");
 
     // Redis holds the migrated data, with the spec's config laid over it.
     let store_a = open_store(&redis, "a:").await;
@@ -437,6 +473,13 @@ async fn scenario() {
     assert_eq!(store_a.get_password().await.expect("pwd").as_deref(), Some("pw-a"));
     let store_b = open_store(&redis, "b:").await;
     assert_eq!(store_b.get_config().await.expect("cfg").expect("cfg")["REQUIRED_API_KEY"], json!("sk-gateway-b"));
+    assert_eq!(store_b.get_password().await.expect("pwd"), Some(generated_pw.clone()));
+    // The early pool went on once gw-a was Ready, and the migration was not disturbed.
+    eventually("the early pool Ready", 30, || async {
+        let st = pools.get("early").await.ok()?.status?;
+        (condition(&st.conditions, "Ready").0 == "True").then_some(())
+    })
+    .await;
     assert_eq!(
         store_b.get_metadata().await.expect("meta").get("initializedFrom").map(String::as_str),
         Some("cli-init")
@@ -446,7 +489,6 @@ async fn scenario() {
     let base = mock.url("/v1");
     secret(&client, "one-creds", &[("apiKey", "key-one")]).await;
     kubectl_apply(&kc, w, "pool", &pool_doc(json!([api_account("one", &base, "One")]), "v1"));
-    let pools: Api<ProviderPool> = Api::namespaced(client.clone(), NS);
     let synced = eventually("pool Ready", 30, || async {
         let p = pools.get("e2e").await.ok()?;
         let st = p.status?;
@@ -581,8 +623,37 @@ async fn scenario() {
     })
     .await;
 
+    // A malformed Redis URL (one slash) under deletionPolicy Delete: reported without the value,
+    // the deletion is blocked with a clear condition, and the skip-cleanup annotation lets it go.
+    secret(&client, "redis-bad", &[("url", "redis:/:SOMEPASSWORD@127.0.0.1:6379/0")]).await;
+    kubectl_apply(
+        &kc,
+        w,
+        "gw-bad",
+        &json!({
+        "apiVersion": "poolgate.dev/v1alpha1", "kind": "ClientConfig", "metadata": {"name": "gw-bad", "namespace": NS},
+        "spec": {"redis": {"urlSecretRef": {"name": "redis-bad", "key": "url"}, "keyPrefix": "bad:"},
+                 "apiKeySecretRef": {"name": "gateway-b", "key": "apiKey"}, "deletionPolicy": "Delete"}}),
+    );
+    eventually("gw-bad invalid", 30, || async {
+        let st = ccs.get("gw-bad").await.ok()?.status?;
+        (condition(&st.conditions, "Ready") == ("False".to_string(), "InvalidRedisUrl".to_string())).then_some(())
+    })
+    .await;
+    ccs.delete("gw-bad", &DeleteParams::default()).await.expect("delete gw-bad");
+    eventually("gw-bad blocked", 30, || async {
+        let st = ccs.get("gw-bad").await.ok()?.status?;
+        (condition(&st.conditions, "Ready") == ("False".to_string(), "CleanupBlocked".to_string())).then_some(())
+    })
+    .await;
+    kubectl(&kc, &["annotate", "clientconfig", "gw-bad", "poolgate.dev/skip-cleanup=true"]);
+    eventually("gw-bad gone", 30, || async { ccs.get_opt("gw-bad").await.ok().filter(Option::is_none) }).await;
+
     // Events and metrics.
     let events = kubectl(&kc, &["get", "events.events.k8s.io", "-o", "json"]);
+    assert!(events.contains("CleanupBlocked"), "no CleanupBlocked event");
+    assert!(!events.contains("FinalizerError"), "a spurious FinalizerError event");
+    assert!(!events.contains("SOMEPASSWORD"), "the malformed URL's password leaked into events");
     for reason in ["JobCreated", "JobFailed", "ConfigSynced", "AccountsApplied", "TokenSeeded"] {
         assert!(events.contains(reason), "no {reason} event");
     }
@@ -611,10 +682,49 @@ async fn scenario() {
     })
     .await;
 
+    // A refused duplicate pool never deletes what its (retained) sibling created, and takes the
+    // type over promptly once the sibling is gone.
+    secret(&client, "dup-creds", &[("apiKey", "key-dup")]).await;
+    let dup = |name: &str, account: &str| {
+        json!({"apiVersion": "poolgate.dev/v1alpha1", "kind": "ProviderPool", "metadata": {"name": name, "namespace": NS},
+               "spec": {"clientConfigRef": {"name": "gw-b"}, "providerType": "openai-custom-dup",
+                        "accounts": [{"name": account, "credentialsSecretRef": {"name": "dup-creds"}}]}})
+    };
+    kubectl_apply(&kc, w, "dup1", &dup("dup1", "first"));
+    let first = eventually("dup1 Ready", 30, || async {
+        let st = pools.get("dup1").await.ok()?.status?;
+        (condition(&st.conditions, "Ready").0 == "True" && st.accounts.iter().all(|a| a.present)).then_some(st)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1100)).await; // a later creation time
+    kubectl_apply(&kc, w, "dup2", &dup("dup2", "second"));
+    eventually("dup2 refused", 30, || async {
+        let st = pools.get("dup2").await.ok()?.status?;
+        (condition(&st.conditions, "Ready").1 == "DuplicateProviderType").then_some(())
+    })
+    .await;
+    pools.delete("dup1", &DeleteParams::default()).await.expect("delete dup1");
+    let took_over = Instant::now();
+    eventually("dup2 to take the type over", 20, || async {
+        let st = pools.get("dup2").await.ok()?.status?;
+        (condition(&st.conditions, "Ready").0 == "True" && st.accounts.iter().all(|a| a.present)).then_some(())
+    })
+    .await;
+    assert!(took_over.elapsed() < Duration::from_secs(15), "took {:?}", took_over.elapsed());
+    tokio::time::sleep(Duration::from_secs(5)).await; // a few status refreshes of dup2
+    let fresh_b = open_store(&redis, "b:").await;
+    assert!(
+        fresh_b.get_account("openai-custom-dup", &first.accounts[0].uuid).await.is_ok(),
+        "the retained account of dup1 must survive dup2"
+    );
+    pools.delete("dup2", &DeleteParams::default()).await.expect("delete dup2");
+    eventually("dup2 gone", 30, || async { pools.get_opt("dup2").await.ok().filter(Option::is_none) }).await;
+
     // Delete with each deletionPolicy.
     let keys_b_before = store_b.dump().await.expect("dump b");
     pools.delete("gem", &DeleteParams::default()).await.expect("delete gem");
     pools.delete("e2e", &DeleteParams::default()).await.expect("delete e2e");
+    pools.delete("early", &DeleteParams::default()).await.expect("delete early");
     eventually("pools gone", 30, || async {
         pools.list(&ListParams::default()).await.ok().filter(|l| l.items.is_empty())
     })
@@ -644,4 +754,6 @@ async fn scenario() {
     survivor.proc.terminate();
     let log = survivor.proc.logs();
     assert!(!log.contains(KEY_A) && !log.contains("key-one"), "a secret leaked into the operator log");
+    assert!(!log.contains("SOMEPASSWORD") && !log.contains(&generated_pw), "a secret leaked into the operator log");
+    assert!(!log.contains('\u{1b}'), "ANSI colour codes in the operator log");
 }

@@ -86,7 +86,7 @@ fn secrets() -> SecretSet {
 }
 
 fn refs() -> PoolRefs {
-    PoolRefs { client_config: Some(client_config("gw")), secrets: secrets(), older_sibling: None }
+    PoolRefs { client_config: Some(ready_client_config("gw")), secrets: secrets(), older_sibling: None }
 }
 
 fn reason(r: Result<validate::ValidPool, validate::Invalid>) -> &'static str {
@@ -330,8 +330,9 @@ fn stored(uuid: &str, usage: i64, healthy: bool) -> Account {
 #[test]
 fn pool_status_reports_runtime_state_totals_and_conditions() {
     let p = pool("openai-custom", vec![account("a"), account("b")]);
-    let plan = vec![("a".to_string(), "u-a".to_string()), ("b".to_string(), "u-b".to_string())];
-    let accounts = vec![stored("u-a", 5, true), stored("u-b", 7, false), stored("u-other", 100, true)];
+    let (ua, ub) = (account_uuid("3b7c0d5e-pool-uid", &account("a")), account_uuid("3b7c0d5e-pool-uid", &account("b")));
+    let plan = vec![("a".to_string(), ua.clone()), ("b".to_string(), ub.clone())];
+    let accounts = vec![stored(&ua, 5, true), stored(&ub, 7, false), stored("u-other", 100, true)];
     let seeded = BTreeMap::new();
     let st = status::compute(&p, &status::Outcome::Synced { plan: &plan, accounts: &accounts, seeded: &seeded }, "t1");
     assert_eq!((st.total_accounts, st.healthy_accounts, st.total_usage, st.total_errors), (2, 1, 12, 2));
@@ -627,7 +628,7 @@ fn jobs_are_named_deterministically_owned_and_hold_no_secret() {
     let c = &pod.containers[0];
     let cmd = c.command.clone().unwrap_or_default();
     assert_eq!(&cmd[..4], &["poolgate", "migrate", "--config-dir", "/var/run/poolgate/migration/configs"]);
-    assert!(cmd.contains(&"--verify".to_string()) && cmd.contains(&"$(REDIS_URL)".to_string()));
+    assert!(cmd.contains(&"--verify".to_string()) && !cmd.iter().any(|a| a.contains("$(")));
     let vol = pod.volumes.expect("volumes");
     assert_eq!(vol[0].config_map.as_ref().map(|c| c.name.as_str()), Some("legacy"));
     assert_eq!(c.security_context.as_ref().and_then(|s| s.read_only_root_filesystem), Some(true));
@@ -639,9 +640,310 @@ fn jobs_are_named_deterministically_owned_and_hold_no_secret() {
         .map(|p| p.containers[0].command.clone().unwrap_or_default())
         .unwrap_or_default();
     assert_eq!(&cmd[..2], &["poolgate", "init"]);
-    assert!(
-        cmd.contains(&"$(POOLGATE_API_KEY)".to_string()) && cmd.contains(&"$(POOLGATE_ADMIN_PASSWORD)".to_string())
-    );
+    assert!(!cmd.iter().any(|a| a.contains("$(")), "secrets only by environment: {cmd:?}");
     let long = "x".repeat(80);
     assert!(jobs::job_name(&long, &JobKind::Migrate { hash: "0123456789abcdef".into() }).len() <= 63);
+}
+
+// ---- regressions ----------------------------------------------------------------------------
+
+use poolgate_crds::Condition;
+use poolgate_operator::controller::clientconfig::status as ccstatus;
+
+fn ready_of(conds: &[Condition]) -> (String, String) {
+    conds.iter().find(|c| c.type_ == "Ready").map(|c| (c.status.clone(), c.reason.clone())).unwrap_or_default()
+}
+
+/// A ClientConfig whose status says it is Ready (init or migration finished).
+fn ready_client_config(name: &str) -> ClientConfig {
+    let mut cc = client_config(name);
+    cc.status = Some(ClientConfigStatus {
+        observed_generation: Some(1),
+        conditions: vec![Condition::new("Ready", true, "Ready", "all conditions are true")],
+        ..Default::default()
+    });
+    cc
+}
+
+#[test]
+fn an_invalid_clientconfig_is_ready_false_with_the_real_reason() {
+    let cc = client_config("gw");
+    let st =
+        ccstatus::compute(&cc, None, Some(("InvalidRedisUrl", "spec.redis.urlSecretRef: not a URL")), None, None, "t");
+    assert_eq!(ready_of(&st.conditions), ("False".to_string(), "InvalidRedisUrl".to_string()));
+}
+
+#[test]
+fn a_malformed_redis_url_is_refused_by_pools_and_never_echoed() {
+    let p = pool("openai-custom", vec![account("a")]);
+    for url in ["redis:/:SOMEPASSWORD@127.0.0.1:6379/0", "SOMEPASSWORD"] {
+        let mut r = refs();
+        r.client_config = Some(ready_client_config("gw"));
+        r.secrets.insert("redis", Some(BTreeMap::from([("url".to_string(), url.as_bytes().to_vec())])));
+        let e = validate::validate(&p, &r).expect_err("malformed URL");
+        assert_eq!(e.reason, "InvalidRedisUrl", "{url}");
+        assert!(!e.message.contains("SOMEPASSWORD"), "{}", e.message);
+    }
+    let shown = poolgate_store::settings::redact_url("redis:/:SOMEPASSWORD@127.0.0.1:6379/0");
+    assert!(!shown.contains("SOMEPASSWORD"), "{shown}");
+    let shown = poolgate_store::settings::redact_url("redis://:SOME/PASSWORD@127.0.0.1:6379/0");
+    assert!(!shown.contains("SOME") && !shown.contains("PASSWORD"), "{shown}");
+    assert!(!poolgate_store::settings::redact_url("sk-client").contains("sk-client"));
+}
+
+#[test]
+fn pools_wait_until_their_clientconfig_has_finished_init_or_migration() {
+    let p = pool("openai-custom", vec![account("a")]);
+    let mut r = refs();
+    r.client_config = Some(client_config("gw")); // no status yet: init/migration not run
+    let e = validate::validate(&p, &r).expect_err("must wait");
+    assert_eq!(e.reason, "WaitingForClientConfig");
+    let mut cc = ready_client_config("gw");
+    if let Some(st) = cc.status.as_mut() {
+        st.conditions = vec![Condition::unknown("Ready", "Migrating", "the migration Job seeds Redis")];
+    }
+    r.client_config = Some(cc);
+    assert_eq!(reason(validate::validate(&p, &r)), "WaitingForClientConfig");
+    r.client_config = Some(ready_client_config("gw"));
+    assert!(validate::validate(&p, &r).is_ok());
+    let st = status::compute(&p, &status::Outcome::Invalid { reason: e.reason, message: e.message }, "t");
+    assert_eq!(ready_of(&st.conditions), ("False".to_string(), "WaitingForClientConfig".to_string()));
+}
+
+#[test]
+fn a_migration_skipped_because_redis_is_not_empty_never_reads_as_ready() {
+    let m = with_migration(MigrationPolicy::IfEmpty);
+    let mv = ccvalidate::validate(&m, &cc_refs(Some(Some(fixture_source())))).expect("valid");
+    let p = ccbuild::plan(&m, &mv, &obs(Ok(true), JobState::Absent, JobState::Absent), None, "t");
+    assert_eq!(cond(&p, "Migrated"), ("False", "SkippedRedisNotEmpty"));
+    let st = ccstatus::compute(&m, Some(&p), None, Some(Ok(false)), None, "t");
+    let (status, reason) = ready_of(&st.conditions);
+    assert_ne!(status, "True", "nothing imported and no init ran: not Ready");
+    assert_eq!(reason, "SkippedRedisNotEmpty");
+}
+
+#[test]
+fn accounts_record_the_pool_that_owns_them() {
+    let v = validate::validate(&pool("openai-custom", vec![account("a")]), &refs()).expect("valid");
+    let plan = build::build(&v);
+    assert_eq!(plan.accounts[0].spec.fields.get("poolgateOwner"), Some(&json!("ns/pool")));
+    let extra = PoolAccount {
+        settings: ProviderSettings {
+            extra: BTreeMap::from([("poolgateOwner".to_string(), "ns/other".to_string())]),
+            ..Default::default()
+        },
+        ..account("a")
+    };
+    assert_eq!(reason(validate::validate(&pool("openai-custom", vec![extra]), &refs())), "InvalidSpec");
+}
+
+#[test]
+fn a_base_url_must_be_an_http_or_https_url_with_a_host() {
+    let with = |u: &str| PoolAccount {
+        settings: ProviderSettings { base_url: Some(u.into()), ..Default::default() },
+        ..account("a")
+    };
+    for bad in ["not a url", "ftp://example.com/v1", "http://", "https:///v1", "example.com/v1"] {
+        let e = validate::validate(&pool("openai-custom", vec![with(bad)]), &refs()).expect_err(bad);
+        assert_eq!(e.reason, "InvalidSpec", "{bad}");
+        assert!(e.message.contains("settings.baseUrl"), "{}", e.message);
+    }
+    for good in ["https://api.openai.com/v1", "http://127.0.0.1:9/v1"] {
+        assert!(validate::validate(&pool("openai-custom", vec![with(good)]), &refs()).is_ok(), "{good}");
+    }
+}
+
+#[test]
+fn jobs_pass_secrets_by_environment_never_argv() {
+    let cfg = poolgate_operator::OperatorConfig::default();
+    let mut cc = with_migration(MigrationPolicy::IfEmpty);
+    cc.spec.admin_password_secret_ref = None;
+    let mv = ccvalidate::validate(&cc, &cc_refs(Some(Some(fixture_source())))).expect("valid");
+    let src = mv.source.clone().expect("source");
+    for (kind, vol) in [(JobKind::Init, None), (JobKind::Migrate { hash: src.hash.clone() }, Some(&src.volume))] {
+        let job = jobs::build_job(&cc, &kind, vol, &cfg);
+        let c = job.spec.and_then(|s| s.template.spec).map(|p| p.containers[0].clone()).expect("container");
+        let argv: Vec<String> = c.command.iter().flatten().chain(c.args.iter().flatten()).cloned().collect();
+        assert!(!argv.iter().any(|a| a.contains("$(")), "{kind:?}: secrets expanded into argv: {argv:?}");
+        let env: BTreeMap<String, String> = c
+            .env
+            .iter()
+            .flatten()
+            .filter_map(|e| {
+                let r = e.value_from.as_ref()?.secret_key_ref.as_ref()?;
+                Some((e.name.clone(), format!("{}/{}", r.name, r.key)))
+            })
+            .collect();
+        assert_eq!(env.get("REDIS_URL").map(String::as_str), Some("redis/url"));
+        if kind == JobKind::Init {
+            assert!(argv.contains(&"--quiet-secrets".to_string()), "{argv:?}");
+            assert_eq!(env.get("POOLGATE_API_KEY").map(String::as_str), Some("gateway/apiKey"));
+            assert_eq!(
+                env.get("POOLGATE_ADMIN_PASSWORD").map(String::as_str),
+                Some("gw-admin-password/password"),
+                "a generated password comes from the operator's Secret"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_invalid_pool_lists_the_accounts_of_its_spec() {
+    let p = pool("openai-custom", vec![account("a"), account("b")]);
+    let ua = account_uuid("3b7c0d5e-pool-uid", &account("a"));
+    let plan = vec![("a".to_string(), ua.clone())];
+    let accounts = vec![stored(&ua, 5, true), stored("u-redis-only", 9, true)];
+    let seeded = BTreeMap::new();
+    let mut old = pool("openai-custom", vec![account("a"), account("gone")]);
+    let plan_old = vec![("a".to_string(), ua.clone()), ("gone".to_string(), "u-redis-only".to_string())];
+    old.status = Some(status::compute(
+        &old,
+        &status::Outcome::Synced { plan: &plan_old, accounts: &accounts, seeded: &seeded },
+        "t1",
+    ));
+    let mut p2 = p.clone();
+    p2.status = old.status.clone();
+    let inv = status::compute(&p2, &status::Outcome::Invalid { reason: "SecretNotFound", message: "m".into() }, "t2");
+    let names: Vec<&str> = inv.accounts.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, vec!["a", "b"], "the spec's accounts, not what Redis (or an older spec) held");
+    assert_eq!(inv.accounts[0].usage_count, 5, "last known state of an account still in the spec");
+    assert!(!inv.accounts[1].present);
+    assert_eq!((inv.total_accounts, inv.total_usage), (2, 5));
+    let _ = plan;
+}
+
+#[test]
+fn operator_logs_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_poolgate-operator"))
+        .env_clear()
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env("HOME", "/nonexistent")
+        .args(["run", "--leader-election", "false", "--admin-addr", "127.0.0.1:0"])
+        .output()
+        .expect("run the operator");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(!err.is_empty(), "the failure is logged");
+    assert!(!err.contains('\u{1b}'), "ANSI escape codes in a non-terminal log: {err:?}");
+}
+
+fn marked(uuid: &str, owner: Option<&str>) -> Account {
+    let mut m = serde_json::Map::new();
+    m.insert("uuid".into(), json!(uuid));
+    if let Some(o) = owner {
+        m.insert(build::OWNER_FIELD.into(), json!(o));
+    }
+    Account::from_map(m).expect("account")
+}
+
+#[test]
+fn a_pool_prunes_only_the_accounts_it_created() {
+    use std::collections::BTreeSet;
+    let redis = vec![
+        marked("kept", Some("ns/pool")),
+        marked("mine-gone", Some("ns/pool")),
+        marked("retained-of-openai", Some("ns/openai")),
+        marked("migrated", None),
+        marked("legacy-mine", None),
+    ];
+    let keep = BTreeSet::from(["kept"]);
+    let listed = BTreeSet::from(["legacy-mine".to_string(), "kept".to_string()]);
+    let p = build::prune("ns/pool", &keep, &listed, &redis, false);
+    assert_eq!(p.delete, vec!["mine-gone", "legacy-mine"]);
+    assert_eq!(p.foreign, vec!["retained-of-openai", "migrated"], "never another pool's or a migration's");
+    // Taking the type over is explicit.
+    let p = build::prune("ns/pool", &keep, &listed, &redis, true);
+    assert_eq!(p.delete.len(), 4);
+    assert!(p.foreign.is_empty());
+}
+
+#[test]
+fn a_refresh_writes_nothing_unless_the_plan_changed() {
+    let v = validate::validate(&pool("openai-custom", vec![account("a")]), &refs()).expect("valid");
+    let plan = build::build(&v);
+    let h = build::plan_hash(&plan, &v.redis, false);
+    assert_eq!(h, build::plan_hash(&build::build(&v), &v.redis, false), "deterministic");
+    assert_ne!(h, build::plan_hash(&plan, &v.redis, true));
+    let v2 = validate::validate(&pool("openai-custom", vec![PoolAccount { disabled: true, ..account("a") }]), &refs())
+        .expect("valid");
+    assert_ne!(h, build::plan_hash(&build::build(&v2), &v2.redis, false), "a spec change changes the hash");
+    let present = vec![marked(&plan.accounts[0].uuid, Some("ns/pool"))];
+    let none = build::Prune::default();
+    let seeded = BTreeMap::new();
+    assert!(!build::needs_apply(Some(&h), &h, &plan, &present, &none, &seeded), "unchanged: no write");
+    assert!(build::needs_apply(None, &h, &plan, &present, &none, &seeded), "never applied");
+    assert!(build::needs_apply(Some("old"), &h, &plan, &present, &none, &seeded), "changed");
+    assert!(build::needs_apply(Some(&h), &h, &plan, &[], &none, &seeded), "an account went missing in Redis");
+    let prune = build::Prune { delete: vec!["x".into()], foreign: vec![] };
+    assert!(build::needs_apply(Some(&h), &h, &plan, &present, &prune, &seeded));
+    let ov = validate::validate(&pool("gemini-cli-oauth", vec![account("a")]), &refs()).expect("valid");
+    let oplan = build::build(&ov);
+    let oh = build::plan_hash(&oplan, &ov.redis, false);
+    let opresent = vec![marked(&oplan.accounts[0].uuid, Some("ns/pool"))];
+    assert!(build::needs_apply(Some(&oh), &oh, &oplan, &opresent, &none, &seeded), "a token never seeded");
+    let seeded = BTreeMap::from([("a".to_string(), "h".to_string())]);
+    assert!(!build::needs_apply(Some(&oh), &oh, &oplan, &opresent, &none, &seeded));
+}
+
+#[test]
+fn cleanup_validates_the_redis_url_like_apply_and_names_the_way_out() {
+    use poolgate_operator::controller::cleanup::{self, Cleanup};
+    let mut cc = client_config("gw");
+    cc.spec.deletion_policy = DeletionPolicy::Delete;
+    for url in ["redis:/:SOMEPASSWORD@127.0.0.1:6379/0", "sk-client"] {
+        let mut r = cc_refs(None);
+        r.secrets.insert("redis", Some(BTreeMap::from([("url".to_string(), url.as_bytes().to_vec())])));
+        match cleanup::client_config(&cc, &r) {
+            Cleanup::Blocked(inv) => {
+                assert_eq!(inv.reason, "InvalidRedisUrl");
+                assert!(!inv.message.contains("SOMEPASSWORD") && !inv.message.contains("sk-client"), "{}", inv.message);
+                assert!(inv.message.contains("poolgate.dev/skip-cleanup") && inv.message.contains("Retain"));
+            }
+            other => panic!("{url}: {other:?}"),
+        }
+        // The ways out.
+        let mut skip = cc.clone();
+        skip.metadata.annotations = Some(BTreeMap::from([("poolgate.dev/skip-cleanup".into(), "true".into())]));
+        assert!(matches!(cleanup::client_config(&skip, &r), Cleanup::Leave { reason: "CleanupSkipped", .. }));
+        let mut retain = cc.clone();
+        retain.spec.deletion_policy = DeletionPolicy::Retain;
+        assert!(matches!(cleanup::client_config(&retain, &r), Cleanup::Leave { reason: "Retained", .. }));
+    }
+    assert!(matches!(cleanup::client_config(&cc, &cc_refs(None)), Cleanup::Delete(_)));
+    let waiting = CcRefs { pools: vec!["p".into()], ..cc_refs(None) };
+    assert!(matches!(cleanup::client_config(&cc, &waiting), Cleanup::WaitForPools(_)));
+
+    // A pool's cleanup: the same rule.
+    let p = pool("openai-custom", vec![account("a")]);
+    let mut r = refs();
+    if let Some(c) = r.client_config.as_mut() {
+        c.spec.deletion_policy = DeletionPolicy::Delete;
+    }
+    assert!(matches!(cleanup::provider_pool(&p, &r), Cleanup::Delete(_)));
+    r.secrets.insert("redis", Some(BTreeMap::from([("url".to_string(), b"redis:/:SOMEPASSWORD@h:1/0".to_vec())])));
+    match cleanup::provider_pool(&p, &r) {
+        Cleanup::Blocked(inv) => assert!(!inv.message.contains("SOMEPASSWORD")),
+        other => panic!("{other:?}"),
+    }
+    let target = validate::RedisTarget { url: "redis://:SOMEPASSWORD@h:1/0".into(), prefix: "pg:".into() };
+    let inv = cleanup::redis_failed(&target, "connection to redis://:SOMEPASSWORD@h:1/0 refused");
+    assert!(!inv.message.contains("SOMEPASSWORD"), "{}", inv.message);
+}
+
+#[test]
+fn a_pool_is_triggered_by_changes_of_its_siblings() {
+    use std::sync::Arc;
+    let mut first = pool("openai-custom", vec![]);
+    first.metadata.name = Some("openai".into());
+    first.metadata.uid = Some("u1".into());
+    let mut second = first.clone();
+    second.metadata.name = Some("openai-2".into());
+    second.metadata.uid = Some("u2".into());
+    let mut other = first.clone();
+    other.metadata.name = Some("claude".into());
+    other.metadata.uid = Some("u3".into());
+    other.spec.provider_type = "claude-custom".into();
+    let all: Vec<Arc<ProviderPool>> = [first.clone(), second, other].into_iter().map(Arc::new).collect();
+    let hit = poolgate_operator::controller::run::siblings_of(&all, &first);
+    assert_eq!(hit.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), vec!["openai-2"]);
 }

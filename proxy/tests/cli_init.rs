@@ -124,3 +124,51 @@ fn unreachable_redis_exits_1_and_bad_port_exits_2() {
     assert_eq!(poolgate(&["init", "--port", "0"]).code, 2);
     assert_eq!(poolgate(&["init", "--port", "70000"]).code, 2);
 }
+
+/// `poolgate init` with secrets only in the environment (as the operator's init Job runs it).
+fn init_with_env(server: &RedisServer, env: &[(&str, &str)], extra: &[&str]) -> Run {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_poolgate"));
+    for var in ["REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD", "REDIS_DB", "REDIS_KEY_PREFIX", "REDIS_ENABLED"] {
+        cmd.env_remove(var);
+    }
+    cmd.env("REDIS_URL", server.url());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.arg("init").args(extra).output().expect("run poolgate");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[tokio::test]
+async fn init_takes_credentials_from_the_environment_and_quiet_secrets_never_prints_one() {
+    let server = RedisServer::start().expect("redis");
+    let run = init_with_env(
+        &server,
+        &[("POOLGATE_API_KEY", "sk-from-env-0123"), ("POOLGATE_ADMIN_PASSWORD", "pw-from-env-0123")],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    let d = dump(&server, PREFIX).await;
+    let k = Keys::default();
+    assert_eq!(string_json(&d, &k.config())["REQUIRED_API_KEY"], "sk-from-env-0123");
+    let DumpValue::String(pwd) = &d[&k.password()].value else { panic!("pwd") };
+    assert_eq!(pwd, "pw-from-env-0123");
+    assert!(!run.all().contains("from-env"), "given credentials are never printed: {}", run.all());
+
+    // Generated ones are not printed either with --quiet-secrets (human or JSON).
+    for extra in [&["--quiet-secrets"][..], &["--quiet-secrets", "--json"][..]] {
+        let server = RedisServer::start().expect("redis");
+        let run = init_with_env(&server, &[], extra);
+        assert_eq!(run.code, 0, "{}", run.all());
+        let d = dump(&server, PREFIX).await;
+        let DumpValue::String(pwd) = &d[&k.password()].value else { panic!("pwd") };
+        let key = string_json(&d, &k.config())["REQUIRED_API_KEY"].as_str().map(str::to_string).expect("key");
+        assert!(!run.all().contains(pwd.as_str()) && !run.all().contains(&key), "{extra:?}: {}", run.all());
+    }
+    let help = init_with_env(&server, &[("POOLGATE_ADMIN_PASSWORD", "pw-in-help-0123")], &["--help"]);
+    assert!(!help.all().contains("pw-in-help-0123"), "--help must not show env values");
+}

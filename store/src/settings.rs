@@ -63,20 +63,59 @@ pub fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
+/// What [`redact_url`] shows for a value it cannot parse (the value itself is never shown).
+pub const UNPARSEABLE_URL: &str = "<unparseable URL, not shown>";
+
 /// Replaces the password (and a user-only secret) of a `redis://` URL with `***`.
+///
+/// Redaction does not trust the value to be well formed: it shows only what it recognised
+/// (scheme, host, port, database), masks everything before the last `@` and any query, and
+/// returns [`UNPARSEABLE_URL`] for a value it cannot parse, so a password in a malformed URL (or
+/// a value that is not a URL at all) is never echoed.
 pub fn redact_url(url: &str) -> String {
+    let url = url.trim();
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
+        return UNPARSEABLE_URL.to_string();
     };
-    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map(|(u, _)| u).unwrap_or("");
-            let masked = if userinfo.contains(':') { format!("{user}:***") } else { "***".to_string() };
-            format!("{scheme}://{masked}@{host}{tail}")
-        }
-        None => url.to_string(),
+    let scheme_ok = !scheme.is_empty()
+        && scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+    if !scheme_ok {
+        return UNPARSEABLE_URL.to_string();
     }
+    let (userinfo, hostpart) = match rest.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, rest),
+    };
+    let (hostpart, query) = match hostpart.split_once('?') {
+        Some((h, _)) => (h, "?***"),
+        None => (hostpart, ""),
+    };
+    let (authority, path) = hostpart.split_at(hostpart.find('/').unwrap_or(hostpart.len()));
+    let plain = |s: &str| s.chars().all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c));
+    let host_ok = match authority.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').is_some_and(|(h, port)| {
+            h.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+                && (port.is_empty() || port.strip_prefix(':').is_some_and(|p| p.chars().all(|c| c.is_ascii_digit())))
+        }),
+        None => {
+            let (host, port) = authority.split_once(':').unwrap_or((authority, ""));
+            plain(host) && port.chars().all(|c| c.is_ascii_digit()) && (authority.contains(':') != port.is_empty())
+        }
+    };
+    let path_ok = path.chars().all(|c| c.is_ascii_alphanumeric() || "/-._~".contains(c));
+    if !host_ok || !path_ok || (authority.is_empty() && path.is_empty()) {
+        return UNPARSEABLE_URL.to_string();
+    }
+    let masked = match userinfo {
+        None => String::new(),
+        Some(u) => match u.split_once(':') {
+            Some((user, _)) if plain(user) => format!("{user}:***@"),
+            Some(_) => "***:***@".to_string(),
+            None => "***@".to_string(),
+        },
+    };
+    format!("{scheme}://{masked}{authority}{path}{query}")
 }
 
 impl RedisSettings {
@@ -194,6 +233,15 @@ mod tests {
         assert_eq!(redact_url("redis://:hunter2@h:6379/0"), "redis://:***@h:6379/0");
         assert_eq!(redact_url("redis://user:hunter2@h/0"), "redis://user:***@h/0");
         assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
+        assert_eq!(redact_url("rediss://[::1]:6380/2"), "rediss://[::1]:6380/2");
+        assert_eq!(redact_url("redis://:pa/ss@h:6379/0"), "redis://:***@h:6379/0", "a '/' in the password");
+        assert_eq!(redact_url("redis://:p@ss@h"), "redis://:***@h");
+        assert_eq!(redact_url("redis://h/0?password=hunter2"), "redis://h/0?***");
+        // Malformed values and non-URLs are never echoed.
+        for bad in ["redis:/:SOMEPASSWORD@127.0.0.1:6379/0", "sk-the-api-key", "redis://h ost:1", "", "://x"] {
+            let shown = redact_url(bad);
+            assert_eq!(shown, UNPARSEABLE_URL, "{bad:?} -> {shown:?}");
+        }
         let s = RedisSettings { password: Some("p@ss word".into()), ..Default::default() };
         assert!(s.connection_url().contains("p%40ss%20word"));
         assert!(!s.redacted_url().contains("ss"));

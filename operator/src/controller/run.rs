@@ -89,6 +89,20 @@ fn pools_for_secret(
         .collect()
 }
 
+/// The other pools of the same ClientConfig and provider type (a refused duplicate takes the type
+/// over as soon as its sibling is deleted, not on its next periodic recheck).
+pub fn siblings_of(all: &[Arc<ProviderPool>], p: &ProviderPool) -> Vec<ObjectRef<ProviderPool>> {
+    all.iter()
+        .filter(|o| {
+            o.namespace() == p.namespace()
+                && o.uid() != p.uid()
+                && o.spec.client_config_ref == p.spec.client_config_ref
+                && o.spec.provider_type == p.spec.provider_type
+        })
+        .map(|o| ObjectRef::from_obj(o.as_ref()))
+        .collect()
+}
+
 fn pools_for_cc(pools: &Store<ProviderPool>, cc: &ClientConfig) -> Vec<ObjectRef<ProviderPool>> {
     pools
         .state()
@@ -120,10 +134,11 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>, shutdown: tokio::
 
     let pools = Controller::new(api::<ProviderPool>(&client, ns), cfg.clone());
     let pool_store = pools.store();
-    let (p1, p2, c3) = (pool_store.clone(), pool_store.clone(), cc_store.clone());
+    let (p1, p2, p3, c3) = (pool_store.clone(), pool_store.clone(), pool_store.clone(), cc_store.clone());
     let pools = pools
         .watches(api::<Secret>(&client, ns), cfg.clone(), move |s| pools_for_secret(&p1, &c3, &s))
         .watches(api::<ClientConfig>(&client, ns), cfg.clone(), move |cc| pools_for_cc(&p2, &cc))
+        .watches(api::<ProviderPool>(&client, ns), cfg.clone(), move |p| siblings_of(&p3.state(), &p))
         .graceful_shutdown_on(stopped(shutdown))
         .run(providerpool::reconcile, providerpool::error_policy, ctx.clone())
         .for_each(|r| async move {

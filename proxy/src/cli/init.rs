@@ -14,15 +14,20 @@ use super::{dry_run_note, open_store, print_errors, report, ConnArgs, EXIT_CODES
 pub struct InitArgs {
     #[command(flatten)]
     pub conn: ConnArgs,
-    /// REQUIRED_API_KEY for the config (default: generated and printed once).
-    #[arg(long, value_name = "K")]
+    /// REQUIRED_API_KEY for the config (default: generated and printed once). Prefer the
+    /// environment variable: a flag's value is visible in the process list.
+    #[arg(long, value_name = "K", env = "POOLGATE_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
     /// SERVER_PORT for the config.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_PORT, value_parser = clap::value_parser!(u16).range(1..))]
     pub port: u16,
-    /// Web UI password (default: generated and printed once).
-    #[arg(long, value_name = "P")]
+    /// Web UI password (default: generated and printed once). Prefer the environment variable.
+    #[arg(long, value_name = "P", env = "POOLGATE_ADMIN_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
+    /// Never print a generated API key or password (human or JSON output); for logs others read,
+    /// e.g. a Kubernetes Job's.
+    #[arg(long, env = "POOLGATE_QUIET_SECRETS")]
+    pub quiet_secrets: bool,
     /// On an already initialised Redis, add only the missing keys (never overwrite).
     #[arg(long)]
     pub defaults: bool,
@@ -50,7 +55,13 @@ pub async fn run(args: InitArgs) -> ExitCode {
         force: args.force,
         dry_run: args.dry_run,
     };
-    let outcome = transfer::init(&store, &opts).await;
+    let quiet = args.quiet_secrets;
+    let outcome = transfer::init(&store, &opts).await.map(|mut sum| {
+        if quiet && (sum.generated_api_key.take().is_some() | sum.generated_password.take().is_some()) {
+            eprintln!("poolgate init: generated credentials are stored in Redis and not shown (--quiet-secrets)");
+        }
+        sum
+    });
     report("init", outcome, args.json, |sum| print_human(&target, sum))
 }
 

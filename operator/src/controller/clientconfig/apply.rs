@@ -2,7 +2,8 @@
 //! API key, password and plugins written through the store (only when they differ).
 
 use k8s_openapi::api::batch::v1::Job;
-use kube::api::{Patch, PatchParams};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use poolgate_crds::ClientConfig;
 use poolgate_store::{RedisStore, Storage, StoreError};
@@ -28,6 +29,23 @@ pub async fn apply_job(
     body["apiVersion"] = "batch/v1".into();
     body["kind"] = "Job".into();
     api.patch(&name, &PatchParams::apply(crate::MANAGER).force(), &Patch::Apply(&body)).await?;
+    Ok(name)
+}
+
+/// Makes sure the Secret with the generated web UI password exists (created once, with a fresh
+/// random password, owned by the ClientConfig; an existing one is kept as it is). Returns its name.
+pub async fn ensure_generated_password(client: &kube::Client, cc: &ClientConfig) -> Result<String, kube::Error> {
+    let ns = cc.namespace().unwrap_or_else(|| "default".into());
+    let api: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let name = jobs::generated_password_secret_name(&cc.name_any());
+    if api.get_opt(&name).await?.is_none() {
+        let secret = jobs::generated_password_secret(cc, &jobs::generate_password());
+        match api.create(&PostParams::default(), &secret).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => return Err(e),
+        }
+    }
     Ok(name)
 }
 

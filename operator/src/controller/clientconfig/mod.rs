@@ -13,11 +13,12 @@ use std::time::Duration;
 
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{finalizer, Event as Finalizer};
+use kube::runtime::finalizer::Event as Finalizer;
 use kube::{Api, ResourceExt};
-use poolgate_crds::{ClientConfig, DeletionPolicy};
+use poolgate_crds::ClientConfig;
 use serde_json::json;
 
+use super::cleanup::Cleanup;
 use crate::error::{Error, Result};
 use crate::events;
 use crate::jobs::{self, JobKind};
@@ -36,14 +37,13 @@ pub async fn reconcile(cc: Arc<ClientConfig>, ctx: Arc<Context>) -> Result<Actio
     let _timer = ctx.metrics.start(CONTROLLER);
     let ns = cc.namespace().ok_or(Error::MissingMetadata("namespace"))?;
     let api: Api<ClientConfig> = Api::namespaced(ctx.client.clone(), &ns);
-    let res = finalizer(&api, FINALIZER, cc.clone(), |event| async {
+    let res = super::run_finalizer(&api, FINALIZER, cc.clone(), |event| async {
         match event {
             Finalizer::Apply(c) => apply_cc(&c, &ctx).await,
             Finalizer::Cleanup(c) => cleanup_cc(&c, &ctx).await,
         }
     })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
+    .await;
     if res.is_ok() {
         ctx.failures.reset(&cc.uid().unwrap_or_default());
     }
@@ -75,8 +75,8 @@ async fn apply_cc(cc: &ClientConfig, ctx: &Context) -> Result<Action> {
     let redacted = poolgate_store::settings::redact_url(&valid.redis.url);
     let store = ctx.redis.get(&valid.redis.url, &valid.redis.prefix).await;
     let redis = match &store {
-        Ok(s) => s.has_data().await.map_err(|e| e.to_string()),
-        Err(e) => Err(format!("{redacted}: {e}")),
+        Ok(s) => s.has_data().await.map_err(|e| crate::redact::scrub(&e.to_string(), &valid.redis.url)),
+        Err(e) => Err(format!("{redacted}: {}", crate::redact::scrub(&e.to_string(), &valid.redis.url))),
     };
     let migrate_name =
         valid.source.as_ref().map(|s| jobs::job_name(&cc.name_any(), &JobKind::Migrate { hash: s.hash.clone() }));
@@ -89,6 +89,10 @@ async fn apply_cc(cc: &ClientConfig, ctx: &Context) -> Result<Action> {
         ),
     };
     let plan = build::plan(cc, &valid, &observed, cc.status.as_ref(), &now);
+    let mut generated_password = None;
+    if plan.create_job == Some(JobKind::Init) && cc.spec.admin_password_secret_ref.is_none() {
+        generated_password = Some(apply::ensure_generated_password(&ctx.client, cc).await?);
+    }
     if let Some(kind) = &plan.create_job {
         let name = apply::apply_job(&ctx.client, cc, kind, &valid, &ctx.config).await?;
         let what = match kind {
@@ -99,7 +103,14 @@ async fn apply_cc(cc: &ClientConfig, ctx: &Context) -> Result<Action> {
             .await;
     }
     let synced = match (&store, plan.sync) {
-        (Ok(s), true) => Some(apply::sync(s, cc, &valid).await.map_err(|e| e.to_string())),
+        (Ok(s), true) => Some(apply::sync(s, cc, &valid).await.map_err(|e| {
+            let text = crate::redact::scrub(&e.to_string(), &valid.redis.url);
+            let text = crate::redact::scrub(&text, &valid.api_key);
+            match &valid.password {
+                Some(pw) => crate::redact::scrub(&text, pw),
+                None => text,
+            }
+        })),
         _ => None,
     };
     if let Some(Ok(w)) = &synced {
@@ -109,10 +120,13 @@ async fn apply_cc(cc: &ClientConfig, ctx: &Context) -> Result<Action> {
         }
     }
     let synced_flag = synced.as_ref().map(|r| r.as_ref().map(|w| w.any()).map_err(Clone::clone));
-    let st = status::compute(cc, Some(&plan), None, synced_flag, Some(redacted.clone()), &now);
+    let mut st = status::compute(cc, Some(&plan), None, synced_flag, Some(redacted.clone()), &now);
+    if let Some(name) = generated_password {
+        st.generated_password_secret = Some(poolgate_crds::LocalObjectRef { name });
+    }
     write_status(cc, ctx, st).await?;
     if let Err(e) = redis {
-        return Err(Error::RedisUnreachable(e));
+        return Err(Error::RedisUnreachable(crate::redact::scrub(&e, &valid.redis.url)));
     }
     if let Some(Err(e)) = synced {
         return Err(Error::Waiting(format!("writing the config failed: {e}")));
@@ -136,31 +150,38 @@ async fn write_status(cc: &ClientConfig, ctx: &Context, new: poolgate_crds::Clie
 
 async fn cleanup_cc(cc: &ClientConfig, ctx: &Context) -> Result<Action> {
     let refs = dereference::dereference(&ctx.client, cc).await?;
-    if !refs.pools.is_empty() {
-        // Pools clean up through this ClientConfig's Redis: it must outlive them.
-        return Err(Error::Waiting(format!(
-            "{} ProviderPool(s) still refer to this ClientConfig ({:?}); it is deleted after them",
-            refs.pools.len(),
-            refs.pools
-        )));
-    }
-    if cc.spec.deletion_policy == DeletionPolicy::Retain {
-        let note = format!("deletionPolicy Retain: data under prefix {:?} is left in Redis", cc.spec.redis.key_prefix);
-        events::publish(&ctx.recorder, cc, false, "Retained", "Delete", note).await;
-        return Ok(Action::await_change());
-    }
-    let r = &cc.spec.redis.url_secret_ref;
-    let url =
-        refs.secrets.text(&r.name, &r.key).map_err(|e| Error::Waiting(format!("cannot delete the Redis data: {e}")))?;
-    let prefix = &cc.spec.redis.key_prefix;
-    let store = ctx
-        .redis
-        .get(&url, prefix)
-        .await
-        .map_err(|e| Error::RedisUnreachable(format!("{}: {e}", poolgate_store::settings::redact_url(&url))))?;
-    let report = poolgate_store::teardown::delete_instance(&store).await?;
+    let target = match super::cleanup::client_config(cc, &refs) {
+        Cleanup::WaitForPools(pools) => {
+            // Pools clean up through this ClientConfig's Redis: it must outlive them.
+            return Err(Error::Waiting(format!(
+                "{} ProviderPool(s) still refer to this ClientConfig ({pools:?}); it is deleted after them",
+                pools.len()
+            )));
+        }
+        Cleanup::Leave { reason, note } => {
+            events::publish(&ctx.recorder, cc, false, reason, "Delete", note).await;
+            return Ok(Action::await_change());
+        }
+        Cleanup::Blocked(inv) => return Err(cleanup_blocked(cc, ctx, inv).await),
+        Cleanup::Delete(target) => target,
+    };
+    let prefix = &target.prefix;
+    let store = match ctx.redis.get(&target.url, prefix).await {
+        Ok(s) => s,
+        Err(e) => {
+            let inv = super::cleanup::redis_failed(&target, &e.to_string());
+            return Err(cleanup_blocked(cc, ctx, inv).await);
+        }
+    };
+    let report = match poolgate_store::teardown::delete_instance(&store).await {
+        Ok(r) => r,
+        Err(e) => {
+            let inv = super::cleanup::redis_failed(&target, &e.to_string());
+            return Err(cleanup_blocked(cc, ctx, inv).await);
+        }
+    };
     drop(store);
-    ctx.redis.forget(&url, prefix).await;
+    ctx.redis.forget(&target.url, prefix).await;
     let note = format!(
         "deletionPolicy Delete: removed prefix {prefix:?} from Redis ({} pool(s), {} account(s), config, password, metadata, plugins, sessions)",
         report.pools.len(),
@@ -168,4 +189,23 @@ async fn cleanup_cc(cc: &ClientConfig, ctx: &Context) -> Result<Action> {
     );
     events::publish(&ctx.recorder, cc, false, "Deleted", "Delete", note).await;
     Ok(Action::await_change())
+}
+
+/// Reports a cleanup that cannot run (`Ready=False CleanupBlocked`, naming the way out) and
+/// returns the error that keeps the finalizer (and publishes the Warning event).
+async fn cleanup_blocked(cc: &ClientConfig, ctx: &Context, inv: super::providerpool::validate::Invalid) -> Error {
+    let message = format!("{}: {}", inv.reason, inv.message);
+    let old = cc.status.clone().unwrap_or_default();
+    let mut conds: Vec<poolgate_crds::Condition> =
+        old.conditions.iter().filter(|c| c.type_ != "Ready").cloned().collect();
+    conds.push(poolgate_crds::Condition::new("Ready", false, "CleanupBlocked", message.clone()));
+    let now = super::now_rfc3339();
+    let st = poolgate_crds::ClientConfigStatus {
+        conditions: crate::conditions::merge(&old.conditions, conds, &now, cc.metadata.generation),
+        ..old
+    };
+    if let Err(e) = write_status(cc, ctx, st).await {
+        tracing::warn!("could not report the blocked cleanup in status: {e}");
+    }
+    Error::CleanupBlocked(message)
 }

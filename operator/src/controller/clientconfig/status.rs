@@ -40,13 +40,34 @@ pub fn compute(
             None if all.iter().any(|c| c.type_ == "RedisReachable" && !c.is_true()) => {
                 Condition::new("Synced", false, "RedisUnreachable", "Redis cannot be reached")
             }
+            None if all.iter().any(|c| c.type_ == "Initialized" && c.status == "False") => Condition::new(
+                "Synced",
+                false,
+                "InitializationFailed",
+                "the config is not written while the init or migration Job has failed; see Initialized",
+            ),
             None => Condition::unknown("Synced", "WaitingForJob", "the config is written once the Job has finished"),
         });
     }
     if matches!(synced, Some(Ok(true))) || (st.last_synced.is_none() && matches!(synced, Some(Ok(_)))) {
         st.last_synced = Some(now.to_string());
     }
-    let ready = conditions::ready(&all, REQUIRED);
+    let mut ready = conditions::ready(&all, REQUIRED);
+    // Redis held data before the migration could run: nothing was imported and no init ran, so
+    // the gateway is not what the spec asks for.
+    if let Some(skipped) = all.iter().find(|c| c.type_ == "Migrated" && c.reason == "SkippedRedisNotEmpty") {
+        if ready.status != "False" {
+            ready = Condition::new(
+                "Ready",
+                false,
+                &skipped.reason,
+                format!(
+                    "{}; nothing was imported: empty the prefix to import, or set spec.migration.policy Never to use the data as it is",
+                    skipped.message
+                ),
+            );
+        }
+    }
     all.push(ready);
     st.conditions = conditions::merge(&old.conditions, all, now, generation);
     st
@@ -61,4 +82,5 @@ pub fn needs_patch(old: Option<&ClientConfigStatus>, new: &ClientConfigStatus) -
         || old.migration != new.migration
         || old.init_job != new.init_job
         || old.last_synced != new.last_synced
+        || old.generated_password_secret != new.generated_password_secret
 }

@@ -55,16 +55,7 @@ pub fn validate(cc: &ClientConfig, refs: &CcRefs) -> Result<ValidCc, Invalid> {
     let text = |what: &str, r: &poolgate_crds::SecretKeyRef| {
         refs.secrets.text(&r.name, &r.key).map_err(|e| invalid(e.reason(), format!("{what}: {e}")))
     };
-    let url = text("spec.redis.urlSecretRef", &s.redis.url_secret_ref)?;
-    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-        return Err(invalid(
-            "InvalidRedisUrl",
-            format!(
-                "spec.redis.urlSecretRef: Secret {:?} key {:?} is not a redis:// or rediss:// URL",
-                s.redis.url_secret_ref.name, s.redis.url_secret_ref.key
-            ),
-        ));
-    }
+    let redis = crate::controller::providerpool::validate::redis_target(cc, &refs.secrets, "spec.redis.urlSecretRef")?;
     let api_key = text("spec.apiKeySecretRef", &s.api_key_secret_ref)?;
     let password = s.admin_password_secret_ref.as_ref().map(|r| text("spec.adminPasswordSecretRef", r)).transpose()?;
     let source = match (&s.migration, &refs.source) {
@@ -102,13 +93,7 @@ pub fn validate(cc: &ClientConfig, refs: &CcRefs) -> Result<ValidCc, Invalid> {
             Some(ValidSource { volume: SourceVolume { secret, name, items }, hash, policy: m.policy })
         }
     };
-    Ok(ValidCc {
-        redis: RedisTarget { url, prefix: s.redis.key_prefix.clone() },
-        api_key,
-        password,
-        source,
-        deletion_policy: s.deletion_policy,
-    })
+    Ok(ValidCc { redis, api_key, password, source, deletion_policy: s.deletion_policy })
 }
 
 /// Lays the source's keys out under the mount root as the reference's tree: explicit items go to

@@ -20,14 +20,44 @@ pub struct Applied {
     pub token_conflicts: Vec<String>,
 }
 
+/// Deletes the accounts a pool owns (see [`super::build::prune`]) and, when no other account is
+/// left, the pool type itself. Returns the uuids deleted and how many accounts were left.
+pub async fn delete_owned(
+    store: &RedisStore,
+    pool_type: &str,
+    delete: &[String],
+    left: usize,
+) -> Result<Vec<String>, StoreError> {
+    let mut removed = Vec::new();
+    for uuid in delete {
+        match store.delete_account(pool_type, uuid).await {
+            Ok(_) | Err(StoreError::NotFound { .. }) => removed.push(uuid.clone()),
+            Err(e) => return Err(e),
+        }
+    }
+    if left == 0 {
+        removed.extend(store.delete_pool(pool_type).await?);
+    }
+    Ok(removed)
+}
+
 /// Applies the plan to the pool `pool_type`.
 pub async fn apply(
     store: &RedisStore,
     pool_type: &str,
     plan: &PoolPlan,
     previous: &BTreeMap<String, String>,
+    delete: &[String],
 ) -> Result<Applied, StoreError> {
-    let mut out = Applied { report: store.apply_spec(pool_type, &plan.specs(), true).await?, ..Applied::default() };
+    // Never `prune` in the store: it would delete every account of the type, including accounts
+    // this pool did not create. Only the accounts [`super::build::prune`] allows are deleted.
+    let mut out = Applied { report: store.apply_spec(pool_type, &plan.specs(), false).await?, ..Applied::default() };
+    for uuid in delete {
+        match store.delete_account(pool_type, uuid).await {
+            Ok(_) | Err(StoreError::NotFound { .. }) => out.report.removed.push(uuid.clone()),
+            Err(e) => return Err(e),
+        }
+    }
     for a in &plan.accounts {
         let Some((token, hash)) = &a.token else {
             if let Some(h) = previous.get(&a.name) {

@@ -1,12 +1,12 @@
 //! Build (pure): the store's [`AccountSpec`]s (spec-owned fields only) and the token decisions
 //! for a validated pool.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use poolgate_store::AccountSpec;
+use poolgate_store::{Account, AccountSpec};
 use serde_json::{Map, Value};
 
-use super::validate::{setting_field, Credential, ValidAccount, ValidPool, SETTINGS};
+use super::validate::{setting_field, Credential, RedisTarget, ValidAccount, ValidPool, SETTINGS};
 
 /// Fields the typed spec owns; one the spec no longer sets is removed from the account.
 pub const OWNED_FIELDS: &[&str] = &[
@@ -18,7 +18,13 @@ pub const OWNED_FIELDS: &[&str] = &[
     "notSupportedModels",
     "concurrencyLimit",
     "queueLimit",
+    OWNER_FIELD,
 ];
+
+/// The account field naming the ProviderPool (`<namespace>/<name>`) that created the account. A
+/// pool prunes only accounts that carry its own mark; others (migrated, retained by a deleted
+/// pool) are left alone unless the pool takes them over explicitly.
+pub const OWNER_FIELD: &str = "poolgateOwner";
 
 /// What to do with an account's OAuth token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +94,7 @@ pub fn account_fields(pool: &ValidPool, a: &ValidAccount) -> (Map<String, Value>
     let mut f = Map::new();
     f.insert("customName".into(), Value::from(s.display_name.clone().unwrap_or_else(|| s.name.clone())));
     f.insert("isDisabled".into(), Value::from(s.disabled));
+    f.insert(OWNER_FIELD.into(), Value::from(pool.owner.clone()));
     if let Some(v) = s.check_health {
         f.insert("checkHealth".into(), Value::from(v));
     }
@@ -157,4 +164,80 @@ pub fn seeded_hashes(status: Option<&poolgate_crds::ProviderPoolStatus>) -> BTre
     status
         .map(|s| s.accounts.iter().filter_map(|a| a.seeded_token_hash.clone().map(|h| (a.name.clone(), h))).collect())
         .unwrap_or_default()
+}
+
+/// Which accounts of the pool (as Redis holds it) that are not in the spec may be deleted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Prune {
+    /// Accounts this pool created: deleted with their tokens.
+    pub delete: Vec<String>,
+    /// Accounts of another owner (a deleted pool's retained accounts, migrated ones): left alone.
+    pub foreign: Vec<String>,
+}
+
+/// The ownership rule. An account is this pool's when it carries the pool's mark
+/// ([`OWNER_FIELD`]), or carries no mark and was listed in the pool's own status (accounts the
+/// pool created before marks existed). With `take_over` (an explicit annotation) every account of
+/// the type is the pool's.
+pub fn prune(
+    owner: &str,
+    keep: &BTreeSet<&str>,
+    listed: &BTreeSet<String>,
+    redis: &[Account],
+    take_over: bool,
+) -> Prune {
+    let mut out = Prune::default();
+    for a in redis.iter().filter(|a| !keep.contains(a.uuid())) {
+        let mark = a.get(OWNER_FIELD).and_then(Value::as_str);
+        let ours = match mark {
+            Some(m) => m == owner,
+            None => listed.contains(a.uuid()),
+        };
+        if ours || take_over {
+            out.delete.push(a.uuid().to_string());
+        } else {
+            out.foreign.push(a.uuid().to_string());
+        }
+    }
+    out
+}
+
+/// Uuids a pool's status lists (the accounts it applied).
+pub fn listed_uuids(status: Option<&poolgate_crds::ProviderPoolStatus>) -> BTreeSet<String> {
+    status.map(|s| s.accounts.iter().map(|a| a.uuid.clone()).collect()).unwrap_or_default()
+}
+
+/// Hash of everything a pool writes: account fields, fields to remove, token hashes, the Redis it
+/// writes to and whether it takes the type over. Recorded in status once applied.
+pub fn plan_hash(plan: &PoolPlan, target: &RedisTarget, take_over: bool) -> String {
+    let mut entries: Vec<(String, Vec<u8>)> = plan
+        .accounts
+        .iter()
+        .map(|a| {
+            let token = a.token.as_ref().map(|(_, h)| h.as_str()).unwrap_or_default();
+            let body = serde_json::json!({"fields": a.spec.fields, "remove": a.spec.remove, "token": token});
+            (format!("account\u{0}{}\u{0}{}", a.uuid, a.name), body.to_string().into_bytes())
+        })
+        .collect();
+    entries.push(("\u{0}redis".into(), crate::hash::short_hash(target.url.as_bytes()).into_bytes()));
+    entries.push(("\u{0}prefix".into(), target.prefix.clone().into_bytes()));
+    entries.push(("\u{0}takeOver".into(), vec![u8::from(take_over)]));
+    crate::hash::map_hash(entries.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+}
+
+/// Whether the plan must be written to Redis: it changed since it was last applied, an account of
+/// the plan is missing from Redis, there is something to prune, or a token was never seeded.
+pub fn needs_apply(
+    applied_hash: Option<&str>,
+    hash: &str,
+    plan: &PoolPlan,
+    redis: &[Account],
+    prune: &Prune,
+    seeded: &BTreeMap<String, String>,
+) -> bool {
+    let present: BTreeSet<&str> = redis.iter().map(Account::uuid).collect();
+    applied_hash != Some(hash)
+        || plan.accounts.iter().any(|a| !present.contains(a.uuid.as_str()))
+        || !prune.delete.is_empty()
+        || plan.accounts.iter().any(|a| a.token.is_some() && !seeded.contains_key(&a.name))
 }

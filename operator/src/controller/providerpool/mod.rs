@@ -7,17 +7,19 @@ pub mod dereference;
 pub mod status;
 pub mod validate;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{finalizer, Event as Finalizer};
+use kube::runtime::finalizer::Event as Finalizer;
 use kube::{Api, ResourceExt};
-use poolgate_crds::{DeletionPolicy, ProviderPool};
+use poolgate_crds::ProviderPool;
 use poolgate_store::Storage;
 use serde_json::json;
 
+use super::cleanup::Cleanup;
 use crate::error::{Error, Result};
 use crate::events;
 use crate::Context;
@@ -33,14 +35,13 @@ pub async fn reconcile(pool: Arc<ProviderPool>, ctx: Arc<Context>) -> Result<Act
     let _timer = ctx.metrics.start(CONTROLLER);
     let ns = pool.namespace().ok_or(Error::MissingMetadata("namespace"))?;
     let api: Api<ProviderPool> = Api::namespaced(ctx.client.clone(), &ns);
-    let res = finalizer(&api, FINALIZER, pool.clone(), |event| async {
+    let res = super::run_finalizer(&api, FINALIZER, pool.clone(), |event| async {
         match event {
             Finalizer::Apply(p) => apply_pool(&p, &ctx).await,
             Finalizer::Cleanup(p) => cleanup_pool(&p, &ctx).await,
         }
     })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
+    .await;
     if res.is_ok() {
         ctx.failures.reset(&pool.uid().unwrap_or_default());
     }
@@ -77,9 +78,10 @@ async fn apply_pool(pool: &ProviderPool, ctx: &Context) -> Result<Action> {
         Ok(s) => s,
         Err(e) => {
             let message = format!(
-                "{} (prefix {:?}): {e}",
+                "{} (prefix {:?}): {}",
                 poolgate_store::settings::redact_url(&valid.redis.url),
-                valid.redis.prefix
+                valid.redis.prefix,
+                crate::redact::scrub(&e.to_string(), &valid.redis.url)
             );
             let outcome = status::Outcome::RedisFailed { reachable: false, message: message.clone() };
             write_status(pool, ctx, status::compute(pool, &outcome, &now)).await?;
@@ -87,23 +89,73 @@ async fn apply_pool(pool: &ProviderPool, ctx: &Context) -> Result<Action> {
         }
     };
     let plan = build::build(&valid);
-    let applied = match apply::apply(&store, &valid.provider_type, &plan, &previous_hashes).await {
-        Ok(a) => a,
+    let take_over = super::annotation_true(&pool.metadata, super::TAKE_OVER_ANNOTATION);
+    let hash = build::plan_hash(&plan, &valid.redis, take_over);
+    let redis_failed = |e: &poolgate_store::StoreError| status::Outcome::RedisFailed {
+        reachable: !e.is_unavailable(),
+        message: crate::redact::scrub(&e.to_string(), &valid.redis.url),
+    };
+    let current = match store.get_pool(&valid.provider_type).await {
+        Ok(c) => c,
         Err(e) => {
-            let outcome = status::Outcome::RedisFailed { reachable: !e.is_unavailable(), message: e.to_string() };
-            write_status(pool, ctx, status::compute(pool, &outcome, &now)).await?;
+            write_status(pool, ctx, status::compute(pool, &redis_failed(&e), &now)).await?;
             return Err(e.into());
         }
     };
+    let keep: BTreeSet<&str> = plan.accounts.iter().map(|a| a.uuid.as_str()).collect();
+    let listed = build::listed_uuids(pool.status.as_ref());
+    let prune = build::prune(&valid.owner, &keep, &listed, &current, take_over);
+    let applied_before = pool.status.as_ref().and_then(|s| s.applied_hash.as_deref());
+    let mut applied_hash = applied_before.map(str::to_string);
+    let (applied, accounts) = if build::needs_apply(applied_before, &hash, &plan, &current, &prune, &previous_hashes) {
+        let applied = match apply::apply(&store, &valid.provider_type, &plan, &previous_hashes, &prune.delete).await {
+            Ok(a) => a,
+            Err(e) => {
+                write_status(pool, ctx, status::compute(pool, &redis_failed(&e), &now)).await?;
+                return Err(e.into());
+            }
+        };
+        publish_applied(pool, ctx, &valid.provider_type, &applied, &prune).await;
+        if applied.token_conflicts.is_empty() {
+            applied_hash = Some(hash.clone());
+        }
+        (applied, store.get_pool(&valid.provider_type).await?)
+    } else {
+        // Nothing changed since the last apply: this is a status refresh only.
+        (apply::Applied { seeded: previous_hashes.clone(), ..apply::Applied::default() }, current)
+    };
+    let names: Vec<(String, String)> = plan.accounts.iter().map(|a| (a.name.clone(), a.uuid.clone())).collect();
+    let outcome = status::Outcome::Synced { plan: &names, accounts: &accounts, seeded: &applied.seeded };
+    let mut st = status::compute(pool, &outcome, &now);
+    st.applied_hash = applied_hash;
+    write_status(pool, ctx, st).await?;
+    Ok(Action::requeue(interval))
+}
+
+async fn publish_applied(
+    pool: &ProviderPool,
+    ctx: &Context,
+    ptype: &str,
+    applied: &apply::Applied,
+    prune: &build::Prune,
+) {
     let r = &applied.report;
     if !(r.created.is_empty() && r.removed.is_empty()) {
         let note = format!(
-            "pool {}: {} account(s) created, {} removed (with their tokens)",
-            valid.provider_type,
+            "pool {ptype}: {} account(s) created, {} removed (with their tokens)",
             r.created.len(),
             r.removed.len()
         );
         events::publish(&ctx.recorder, pool, false, "AccountsApplied", "Apply", note).await;
+    }
+    if !prune.foreign.is_empty() {
+        let note = format!(
+            "pool {ptype}: {} account(s) not in the spec belong to another owner (a deleted ProviderPool, a migration) \
+             and are left as they are; annotate this ProviderPool {}=true to take them over (they are then deleted)",
+            prune.foreign.len(),
+            super::TAKE_OVER_ANNOTATION
+        );
+        events::publish(&ctx.recorder, pool, false, "ForeignAccountsKept", "Apply", note).await;
     }
     if !applied.tokens_seeded.is_empty() {
         let note = format!("OAuth token seeded from the Secret for account(s) {:?}", applied.tokens_seeded);
@@ -116,11 +168,6 @@ async fn apply_pool(pool: &ProviderPool, ctx: &Context) -> Result<Action> {
         );
         events::publish(&ctx.recorder, pool, true, "TokenConflict", "Apply", note).await;
     }
-    let accounts = store.get_pool(&valid.provider_type).await?;
-    let names: Vec<(String, String)> = plan.accounts.iter().map(|a| (a.name.clone(), a.uuid.clone())).collect();
-    let outcome = status::Outcome::Synced { plan: &names, accounts: &accounts, seeded: &applied.seeded };
-    write_status(pool, ctx, status::compute(pool, &outcome, &now)).await?;
-    Ok(Action::requeue(interval))
 }
 
 /// Patches the status when [`status::needs_patch`] says so, and publishes condition transitions.
@@ -140,36 +187,58 @@ async fn write_status(pool: &ProviderPool, ctx: &Context, new: poolgate_crds::Pr
 
 async fn cleanup_pool(pool: &ProviderPool, ctx: &Context) -> Result<Action> {
     let refs = dereference::dereference(&ctx.client, pool).await?;
-    let Some(cc) = refs.client_config.as_ref() else {
-        let note = "ClientConfig is gone: Redis cannot be reached, data (if any) is left in place";
-        events::publish(&ctx.recorder, pool, true, "CleanupSkipped", "Delete", note).await;
-        return Ok(Action::await_change());
+    let target = match super::cleanup::provider_pool(pool, &refs) {
+        Cleanup::Leave { reason, note } => {
+            let warning = reason == "CleanupSkipped";
+            events::publish(&ctx.recorder, pool, warning, reason, "Delete", note).await;
+            return Ok(Action::await_change());
+        }
+        Cleanup::Blocked(inv) => return Err(cleanup_blocked(pool, ctx, inv).await),
+        Cleanup::WaitForPools(_) => return Ok(Action::await_change()),
+        Cleanup::Delete(target) => target,
     };
-    if cc.spec.deletion_policy == DeletionPolicy::Retain || refs.older_sibling.is_some() {
-        let note = if refs.older_sibling.is_some() {
-            "another ProviderPool owns this provider type: its accounts are left in Redis".to_string()
-        } else {
-            format!("deletionPolicy Retain: pool {} is left in Redis", pool.spec.provider_type)
-        };
-        events::publish(&ctx.recorder, pool, false, "Retained", "Delete", note).await;
-        return Ok(Action::await_change());
+    let ptype = &pool.spec.provider_type;
+    let owner = validate::owner_of(pool);
+    let listed = build::listed_uuids(pool.status.as_ref());
+    let result = async {
+        let store = ctx.redis.get(&target.url, &target.prefix).await?;
+        let current = store.get_pool(ptype).await?;
+        let prune = build::prune(&owner, &BTreeSet::new(), &listed, &current, false);
+        let removed = apply::delete_owned(&store, ptype, &prune.delete, prune.foreign.len()).await?;
+        Ok::<_, poolgate_store::StoreError>((removed, prune.foreign.len()))
     }
-    let url_ref = &cc.spec.redis.url_secret_ref;
-    let url = refs
-        .secrets
-        .text(&url_ref.name, &url_ref.key)
-        .map_err(|e| Error::Waiting(format!("cannot delete the pool's Redis data: {e}")))?;
-    let store = ctx
-        .redis
-        .get(&url, &cc.spec.redis.key_prefix)
-        .await
-        .map_err(|e| Error::RedisUnreachable(format!("{}: {e}", poolgate_store::settings::redact_url(&url))))?;
-    let removed = store.delete_pool(&pool.spec.provider_type).await?;
+    .await;
+    let (removed, left) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let inv = super::cleanup::redis_failed(&target, &e.to_string());
+            return Err(cleanup_blocked(pool, ctx, inv).await);
+        }
+    };
     let note = format!(
-        "deletionPolicy Delete: pool {} removed from Redis ({} account(s) with their tokens)",
-        pool.spec.provider_type,
-        removed.len()
+        "deletionPolicy Delete: {} account(s) of pool {ptype} this ProviderPool created removed from Redis with their tokens{}",
+        removed.len(),
+        if left > 0 { format!("; {left} account(s) of other owners left in place") } else { String::new() }
     );
     events::publish(&ctx.recorder, pool, false, "Deleted", "Delete", note).await;
     Ok(Action::await_change())
+}
+
+/// Reports a cleanup that cannot run (`Ready=False CleanupBlocked`, naming the way out) and
+/// returns the error that keeps the finalizer (and publishes the Warning event).
+async fn cleanup_blocked(pool: &ProviderPool, ctx: &Context, inv: validate::Invalid) -> Error {
+    let message = format!("{}: {}", inv.reason, inv.message);
+    let old = pool.status.clone().unwrap_or_default();
+    let mut conds: Vec<poolgate_crds::Condition> =
+        old.conditions.iter().filter(|c| c.type_ != "Ready").cloned().collect();
+    conds.push(poolgate_crds::Condition::new("Ready", false, "CleanupBlocked", message.clone()));
+    let now = super::now_rfc3339();
+    let st = poolgate_crds::ProviderPoolStatus {
+        conditions: crate::conditions::merge(&old.conditions, conds, &now, pool.metadata.generation),
+        ..old
+    };
+    if let Err(e) = write_status(pool, ctx, st).await {
+        tracing::warn!("could not report the blocked cleanup in status: {e}");
+    }
+    Error::CleanupBlocked(message)
 }

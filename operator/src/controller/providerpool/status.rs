@@ -27,10 +27,29 @@ pub fn compute(pool: &ProviderPool, outcome: &Outcome<'_>, now: &str) -> Provide
     let generation = pool.metadata.generation;
     let mut status = ProviderPoolStatus { observed_generation: generation, ..old.clone() };
     let fresh = match outcome {
-        Outcome::Invalid { reason, message } => vec![
-            Condition::unknown("RedisReachable", "NotChecked", "the spec must be valid before Redis is used"),
-            Condition::new("Synced", false, reason, message.clone()),
-        ],
+        Outcome::Invalid { reason, message } => {
+            // The spec's accounts (not what an older spec or Redis held), with their last known
+            // runtime state; nothing is read from Redis while the spec is invalid.
+            let uid = pool.metadata.uid.clone().unwrap_or_default();
+            status.accounts = pool
+                .spec
+                .accounts
+                .iter()
+                .map(|a| {
+                    let uuid = super::validate::account_uuid(&uid, a);
+                    old.accounts.iter().find(|o| o.name == a.name && o.uuid == uuid).cloned().unwrap_or(AccountStatus {
+                        name: a.name.clone(),
+                        uuid,
+                        ..Default::default()
+                    })
+                })
+                .collect();
+            totals(&mut status);
+            vec![
+                Condition::unknown("RedisReachable", "NotChecked", "the spec must be valid before Redis is used"),
+                Condition::new("Synced", false, reason, message.clone()),
+            ]
+        }
         Outcome::RedisFailed { reachable, message } => vec![
             if *reachable {
                 Condition::new("RedisReachable", true, "Connected", "Redis answered")
@@ -50,11 +69,7 @@ pub fn compute(pool: &ProviderPool, outcome: &Outcome<'_>, now: &str) -> Provide
                 .iter()
                 .map(|(name, uuid)| account_status(name, uuid, by_uuid.get(uuid.as_str()).copied(), seeded.get(name)))
                 .collect();
-            status.total_accounts = status.accounts.len() as i64;
-            status.healthy_accounts =
-                status.accounts.iter().filter(|a| a.present && a.healthy && !a.disabled).count() as i64;
-            status.total_usage = status.accounts.iter().map(|a| a.usage_count).sum();
-            status.total_errors = status.accounts.iter().map(|a| a.error_count).sum();
+            totals(&mut status);
             status.last_refreshed = Some(now.to_string());
             vec![
                 Condition::new("RedisReachable", true, "Connected", "Redis answered"),
@@ -72,6 +87,13 @@ pub fn compute(pool: &ProviderPool, outcome: &Outcome<'_>, now: &str) -> Provide
     all.push(ready);
     status.conditions = conditions::merge(&old.conditions, all, now, generation);
     status
+}
+
+fn totals(status: &mut ProviderPoolStatus) {
+    status.total_accounts = status.accounts.len() as i64;
+    status.healthy_accounts = status.accounts.iter().filter(|a| a.present && a.healthy && !a.disabled).count() as i64;
+    status.total_usage = status.accounts.iter().map(|a| a.usage_count).sum();
+    status.total_errors = status.accounts.iter().map(|a| a.error_count).sum();
 }
 
 fn account_status(name: &str, uuid: &str, acc: Option<&Account>, seeded: Option<&String>) -> AccountStatus {
@@ -128,6 +150,7 @@ pub fn needs_patch(
 ) -> bool {
     let Some(old) = old else { return true };
     let structural = old.observed_generation != new.observed_generation
+        || old.applied_hash != new.applied_hash
         || !conditions::eq_time_insensitive(&old.conditions, &new.conditions)
         || old.accounts.len() != new.accounts.len()
         || old.accounts.iter().zip(&new.accounts).any(|(a, b)| {

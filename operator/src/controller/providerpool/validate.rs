@@ -8,7 +8,7 @@ use poolgate_store::provider::{self, ProviderKind};
 use serde_json::Value;
 
 use super::dereference::PoolRefs;
-use crate::secrets::SecretError;
+use crate::secrets::{SecretError, SecretSet};
 
 /// Namespace of the name-based (v5) uuids of accounts without an explicit uuid.
 pub const UUID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x7c3e_2a4d_91f0_4b8e_a6d5_3f1c_0b9e_5d27);
@@ -67,6 +67,8 @@ pub struct ValidAccount {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidPool {
     pub provider_type: String,
+    /// `<namespace>/<name>` of the pool, recorded on each of its accounts in Redis.
+    pub owner: String,
     pub kind: &'static ProviderKind,
     pub redis: RedisTarget,
     pub deletion_policy: DeletionPolicy,
@@ -133,6 +135,41 @@ pub fn credentials_key(kind: &ProviderKind, r: &poolgate_crds::CredentialsRef) -
     r.key.clone().unwrap_or_else(|| if kind.token_path_field.is_some() { "token.json" } else { "apiKey" }.into())
 }
 
+/// The Redis a ClientConfig names, validated the same way wherever it is used (apply, status and
+/// cleanup of both resources): the Secret key resolved, and its value a `redis://` or `rediss://`
+/// URL that parses. Messages name the Secret and key, never the value.
+pub fn redis_target(cc: &ClientConfig, secrets: &SecretSet, what: &str) -> Result<RedisTarget, Invalid> {
+    let r = &cc.spec.redis.url_secret_ref;
+    let url = secrets.text(&r.name, &r.key).map_err(|e| secret_invalid(what, &e))?;
+    let scheme_ok = url.starts_with("redis://") || url.starts_with("rediss://");
+    if !scheme_ok || poolgate_store::settings::redact_url(&url) == poolgate_store::settings::UNPARSEABLE_URL {
+        return Err(Invalid::new(
+            "InvalidRedisUrl",
+            format!(
+                "{what}: Secret {:?} key {:?} is not a redis:// or rediss:// URL (the value is not shown)",
+                r.name, r.key
+            ),
+        ));
+    }
+    Ok(RedisTarget { url, prefix: cc.spec.redis.key_prefix.clone() })
+}
+
+/// Whether `url` is an `http://` or `https://` URL with a host (and no credentials: this field is
+/// not secret).
+pub fn is_http_url(url: &str) -> bool {
+    match url::Url::parse(url) {
+        Ok(u) => {
+            matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some_and(|h| !h.is_empty())
+                && !url.chars().any(char::is_whitespace)
+                && url.split_once("://").is_some_and(|(_, rest)| !rest.starts_with('/'))
+                && u.username().is_empty()
+                && u.password().is_none()
+        }
+        Err(_) => false,
+    }
+}
+
 /// The ClientConfig a pool refers to, if it is usable.
 fn client_config<'a>(pool: &ProviderPool, refs: &'a PoolRefs) -> Result<&'a ClientConfig, Invalid> {
     let name = &pool.spec.client_config_ref.name;
@@ -145,7 +182,23 @@ fn client_config<'a>(pool: &ProviderPool, refs: &'a PoolRefs) -> Result<&'a Clie
     if cc.metadata.deletion_timestamp.is_some() {
         return Err(Invalid::new("ClientConfigDeleting", format!("ClientConfig {name:?} is being deleted")));
     }
-    Ok(cc)
+    // A pool writes into the Redis its ClientConfig initialises or migrates into: writing first
+    // would make that Redis non-empty (the migration would be skipped, or fail its verify).
+    let ready = cc.status.as_ref().and_then(|s| poolgate_crds::common::find(&s.conditions, "Ready"));
+    match ready {
+        Some(c) if c.is_true() => Ok(cc),
+        Some(c) => Err(Invalid::new(
+            "WaitingForClientConfig",
+            format!(
+                "ClientConfig {name:?} is not Ready ({}); the pool is applied once its init or migration has finished",
+                c.reason
+            ),
+        )),
+        None => Err(Invalid::new(
+            "WaitingForClientConfig",
+            format!("ClientConfig {name:?} has not reported Ready yet; the pool is applied once its init or migration has finished"),
+        )),
+    }
 }
 
 /// Validates the pool against its inputs.
@@ -169,11 +222,7 @@ pub fn validate(pool: &ProviderPool, refs: &PoolRefs) -> Result<ValidPool, Inval
             format!("providerType {provider_type:?} is not one of {known:?} (optionally with a -suffix)"),
         )
     })?;
-    let url_ref = &cc.spec.redis.url_secret_ref;
-    let url = refs
-        .secrets
-        .text(&url_ref.name, &url_ref.key)
-        .map_err(|e| secret_invalid("ClientConfig spec.redis.urlSecretRef", &e))?;
+    let redis = redis_target(cc, &refs.secrets, "ClientConfig spec.redis.urlSecretRef")?;
     let uid = pool.metadata.uid.clone().unwrap_or_default();
 
     let mut names = BTreeSet::new();
@@ -210,6 +259,12 @@ pub fn validate(pool: &ProviderPool, refs: &PoolRefs) -> Result<ValidPool, Inval
                 ));
             }
         }
+        if a.settings.base_url.as_deref().is_some_and(|u| !is_http_url(u)) {
+            return Err(Invalid::new(
+                "InvalidSpec",
+                format!("{at}: settings.baseUrl must be an http:// or https:// URL with a host (and no user info)"),
+            ));
+        }
         if let Some(f) = a.settings.extra.keys().find(|f| reserved_extra(kind, f)) {
             return Err(Invalid::new(
                 "InvalidSpec",
@@ -241,11 +296,18 @@ pub fn validate(pool: &ProviderPool, refs: &PoolRefs) -> Result<ValidPool, Inval
     }
     Ok(ValidPool {
         provider_type,
+        owner: owner_of(pool),
         kind,
-        redis: RedisTarget { url, prefix: cc.spec.redis.key_prefix.clone() },
+        redis,
         deletion_policy: cc.spec.deletion_policy,
         accounts,
     })
+}
+
+/// The owner mark of a pool's accounts: `<namespace>/<name>`.
+pub fn owner_of(pool: &ProviderPool) -> String {
+    use kube::ResourceExt;
+    format!("{}/{}", pool.namespace().unwrap_or_default(), pool.name_any())
 }
 
 fn secret_invalid(at: &str, e: &SecretError) -> Invalid {
