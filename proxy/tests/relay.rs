@@ -14,6 +14,7 @@ fn text(b: &Bytes) -> String {
 }
 
 const START: &str = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m1\",\"model\":\"c\",\"usage\":{\"input_tokens\":3}}}\n\n";
+const STOP: &str = "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
 const TEXT: &str = "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n";
 
 #[test]
@@ -28,9 +29,22 @@ fn frames_flow_before_the_upstream_ends() {
         tx.send(Ok(Bytes::from_static(TEXT.as_bytes()))).await.unwrap();
         let second = out.next().await.unwrap();
         assert!(text(&second).contains(r#""content":"Hi""#));
+        tx.send(Ok(Bytes::from_static(STOP.as_bytes()))).await.unwrap();
         drop(tx);
         let rest: Vec<Bytes> = out.collect().await;
         assert_eq!(rest.last().map(text).as_deref(), Some("data: [DONE]\n\n"));
+    });
+}
+
+#[test]
+fn an_upstream_that_closes_before_finishing_is_an_error() {
+    block_on(async {
+        let upstream = futures::stream::iter(vec![Ok::<_, String>(Bytes::from_static(START.as_bytes()))]);
+        let conv = StreamConverter::new(Protocol::Anthropic, Protocol::OpenAiChat, "m");
+        let frames: Vec<String> = convert_stream(upstream, conv).map(|b| text(&b)).collect().await;
+        let last = frames.last().cloned().unwrap_or_default();
+        assert!(last.contains("ended before the answer was finished"), "{frames:?}");
+        assert!(!frames.iter().any(|f| f.contains("[DONE]")), "{frames:?}");
     });
 }
 
@@ -42,9 +56,9 @@ fn upstream_failure_becomes_a_client_error_event() {
         let conv = StreamConverter::new(Protocol::Anthropic, Protocol::OpenAiChat, "m");
         let frames: Vec<String> = convert_stream(upstream, conv).map(|b| text(&b)).collect().await;
         let n = frames.len();
-        assert!(frames[n - 2].contains("upstream stream failed: connection reset"), "{frames:?}");
-        assert!(frames[n - 2].contains(r#""type":"server_error""#));
-        assert_eq!(frames[n - 1], "data: [DONE]\n\n");
+        assert!(frames[n - 1].contains("upstream stream failed: connection reset"), "{frames:?}");
+        assert!(frames[n - 1].contains(r#""type":"server_error""#));
+        assert!(!frames.iter().any(|f| f.contains("[DONE]")), "the error ends the stream: {frames:?}");
     });
 }
 

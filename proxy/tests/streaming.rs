@@ -102,7 +102,7 @@ fn responses_clients_get_response_completed_when_converting() {
 }
 
 #[test]
-fn same_protocol_is_relayed_byte_for_byte() {
+fn same_protocol_relays_every_event_unchanged() {
     for p in [Protocol::OpenAiChat, Protocol::OpenAiResponses, Protocol::Anthropic] {
         let upstream = tool_use(p);
         let mut c = StreamConverter::new(p, p, "m");
@@ -112,7 +112,50 @@ fn same_protocol_is_relayed_byte_for_byte() {
         }
         out.extend(c.finish());
         let relayed: Vec<u8> = out.iter().flat_map(|b| b.to_vec()).collect();
-        assert_eq!(relayed, upstream, "{p}: relay changed bytes or added a terminator");
+        // Events are re-framed one by one; comments (keep-alives) are not relayed.
+        assert_eq!(SseParser::new().push(&relayed), SseParser::new().push(&upstream), "{p}: relay changed events");
+    }
+}
+
+#[test]
+fn same_protocol_drops_malformed_events() {
+    let mut c = StreamConverter::new(Protocol::OpenAiChat, Protocol::OpenAiChat, "m");
+    let mut out = c.push(b"data: <html>oops</html>\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n");
+    out.extend(c.push(b"data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n"));
+    assert!(c.finished());
+    out.extend(c.finish());
+    let s = text(&out);
+    assert!(!s.contains("html"), "{s}");
+    assert!(s.contains(r#""content":"hi""#) && s.ends_with("data: [DONE]\n\n"), "{s}");
+}
+
+#[test]
+fn a_stream_without_a_finish_is_not_finished() {
+    for p in Protocol::ALL {
+        let upstream = tool_use(p);
+        let mut c = StreamConverter::new(p, p, "m");
+        c.push(&upstream[..upstream.len() / 2]);
+        assert!(!c.finished(), "{p}: half a stream");
+        let mut c = StreamConverter::new(p, Protocol::OpenAiChat, "m");
+        c.push(&upstream);
+        c.finish();
+        assert!(c.finished(), "{p}: the whole stream");
+        assert!(!StreamConverter::new(p, p, "m").finished(), "{p}: an empty stream");
+    }
+}
+
+#[test]
+fn frames_after_the_finish_wait_for_finish() {
+    // The caller commits the usage between the upstream's end and `finish()`, so the client's
+    // last bytes are only sent once the count is safe.
+    for (backend, client) in cross_pairs() {
+        let upstream = tool_use(backend);
+        let mut c = StreamConverter::new(backend, client, "m");
+        let streamed = text(&c.push(&upstream));
+        let tail = text(&c.finish());
+        let last = tail.trim_end().rsplit("\n\n").next().unwrap_or_default().to_string();
+        assert!(!tail.is_empty(), "{backend} -> {client}: nothing held back");
+        assert!(!streamed.contains(&last), "{backend} -> {client}: the last frame was sent early");
     }
 }
 
@@ -148,9 +191,9 @@ fn failing_midway_emits_the_client_error_shape() {
             assert_eq!(err.event.as_deref(), event, "{backend} -> {client}");
             let v: Value = serde_json::from_str(&err.data).unwrap();
             assert_eq!(v.pointer(pointer).and_then(Value::as_str), Some(want), "{backend} -> {client}");
-            if client == Protocol::OpenAiChat {
-                assert_eq!(evs.last().map(|e| e.data.as_str()), Some("[DONE]"));
-            }
+            // The error ends the stream: nothing a client could take for a normal end follows.
+            assert!(std::ptr::eq(err, evs.last().unwrap_or(err)), "{backend} -> {client}: frames after the error");
+            assert!(!evs.iter().any(|e| e.data == "[DONE]"), "{backend} -> {client}: [DONE] after an error");
             assert!(c.push(b"data: {}\n\n").is_empty(), "{backend} -> {client}: output after fail");
             assert!(c.finish().is_empty(), "{backend} -> {client}: output after fail");
         }
@@ -230,14 +273,18 @@ fn code_assist_envelope_is_removed() {
     assert_eq!(text(&out), format!("data: {inner}\n\n"));
 
     let mut conv = StreamConverter::new(Protocol::Gemini, Protocol::OpenAiChat, "m");
-    let out = text(&conv.push(upstream.as_bytes()));
+    let mut out = conv.push(upstream.as_bytes());
+    out.extend(conv.finish());
+    let out = text(&out);
     assert!(out.contains(r#""delta":{"content":"hi"}"#), "{out}");
 }
 
 #[test]
 fn client_model_name_is_shown() {
     let mut c = StreamConverter::new(Protocol::Anthropic, Protocol::OpenAiChat, "my-alias");
-    let out = text(&c.push(&tool_use(Protocol::Anthropic)));
+    let mut out = c.push(&tool_use(Protocol::Anthropic));
+    out.extend(c.finish());
+    let out = text(&out);
     assert!(out.contains(r#""model":"my-alias""#));
     assert!(!out.contains("claude-sonnet"));
 }

@@ -56,7 +56,9 @@ mod request_util;
 mod schema;
 pub mod sse;
 pub mod stream;
+mod stream_watch;
 pub mod tokens;
+pub mod validate;
 
 mod anthropic;
 mod gemini;

@@ -16,8 +16,9 @@ use super::stream::StreamConverter;
 /// HTTP status reported to the client when the upstream body fails midway.
 const UPSTREAM_FAILED: u16 = 502;
 
-/// Converts `upstream` chunk by chunk with `converter`. An upstream error ends the stream with
-/// an error event in the client protocol (and `[DONE]` for OpenAI Chat clients).
+/// Converts `upstream` chunk by chunk with `converter`. An upstream error, or an upstream that
+/// closes before finishing the answer, ends the stream with an error event in the client
+/// protocol and nothing after it.
 pub fn convert_stream<S, E>(upstream: S, converter: StreamConverter) -> impl Stream<Item = Bytes> + Send
 where
     S: Stream<Item = Result<Bytes, E>> + Send + 'static,
@@ -38,8 +39,13 @@ where
                     st.queue.extend(st.converter.fail(UPSTREAM_FAILED, &message));
                     st.upstream = None;
                 }
-                None => {
+                None if st.converter.finished() || st.converter.upstream_error().is_some() => {
                     st.queue.extend(st.converter.finish());
+                    st.upstream = None;
+                }
+                None => {
+                    let message = "upstream stream ended before the answer was finished";
+                    st.queue.extend(st.converter.fail(UPSTREAM_FAILED, message));
                     st.upstream = None;
                 }
             }

@@ -18,6 +18,7 @@ use super::ir::{FinishReason, StreamEvent};
 use super::json::{obj, text, Obj};
 use super::protocol::Protocol;
 use super::sse::{frame, SseEvent, SseParser};
+use super::stream_watch::{self, Signal};
 use super::{anthropic, gemini, openai_chat, responses};
 
 /// Turns one upstream SSE event into IR events.
@@ -65,17 +66,24 @@ impl EncodeCtx {
 }
 
 /// Converts one streamed response from `backend`'s SSE format into `client`'s.
+///
+/// Only well-formed upstream events pass (data that is not JSON is dropped). Once the upstream
+/// has finished the answer, the frames that follow are held back until [`Self::finish`], so the
+/// caller can commit the usage before the client receives the answer's last byte.
 pub struct StreamConverter {
     parser: SseParser,
     mode: Mode,
     backend: Protocol,
     client: Protocol,
     model: String,
+    finished: bool,
+    upstream_error: Option<String>,
+    held: Vec<Bytes>,
 }
 
 enum Mode {
-    /// Same protocol: bytes are relayed as they come (Gemini: event by event); only missing
-    /// terminators are added.
+    /// Same protocol: events are re-framed one by one as they come; only missing terminators
+    /// are added.
     Relay(Relay),
     Convert(Box<Pipeline>),
 }
@@ -116,72 +124,109 @@ impl StreamConverter {
                 saw_tool_call: false,
             }))
         };
-        Self { parser: SseParser::new(), mode, backend, client, model: model.to_string() }
+        Self {
+            parser: SseParser::new(),
+            mode,
+            backend,
+            client,
+            model: model.to_string(),
+            finished: false,
+            upstream_error: None,
+            held: Vec::new(),
+        }
+    }
+
+    /// The upstream has sent its answer's finish (a finish reason or its protocol's last event).
+    pub fn finished(&self) -> bool {
+        self.finished
+    }
+
+    /// The error the upstream reported inside the stream, if it did.
+    pub fn upstream_error(&self) -> Option<&str> {
+        self.upstream_error.as_deref()
+    }
+
+    /// Keeps the events worth relaying and notes what they say about the answer's end. Nothing
+    /// after an upstream error is taken.
+    fn screen(&mut self, events: Vec<SseEvent>) -> Vec<SseEvent> {
+        let mut kept = Vec::with_capacity(events.len());
+        for ev in events {
+            if self.upstream_error.is_some() {
+                break;
+            }
+            match stream_watch::inspect(self.backend, &ev) {
+                Signal::Invalid => {
+                    tracing::warn!(len = ev.data.len(), "dropping a malformed upstream SSE event");
+                    continue;
+                }
+                Signal::Finished => self.finished = true,
+                Signal::Error(m) => self.upstream_error = Some(m),
+                Signal::Content => {}
+            }
+            kept.push(ev);
+        }
+        kept
+    }
+
+    /// Frames for the client now, or held until [`Self::finish`] once the answer is finished.
+    fn release(&mut self, out: Vec<Bytes>) -> Vec<Bytes> {
+        if self.finished && self.upstream_error.is_none() {
+            self.held.extend(out);
+            Vec::new()
+        } else {
+            out
+        }
     }
 
     /// Feeds upstream bytes; returns the client frames they complete, in order.
     pub fn push(&mut self, bytes: &[u8]) -> Vec<Bytes> {
         let events = self.parser.push(bytes);
-        match &mut self.mode {
-            Mode::Relay(r) => {
-                r.observe(&events);
-                if r.closed {
-                    Vec::new()
-                } else if r.protocol == Protocol::Gemini {
-                    events.iter().map(reframe_gemini).collect()
-                } else if bytes.is_empty() {
-                    Vec::new()
-                } else {
-                    vec![Bytes::copy_from_slice(bytes)]
-                }
-            }
+        let events = self.screen(events);
+        let out = match &mut self.mode {
+            Mode::Relay(r) => r.relay(&events, self.upstream_error.is_some()),
             Mode::Convert(p) => p.run(&events),
-        }
+        };
+        self.release(out)
     }
 
     /// The upstream ended normally: flushes a trailing event and adds missing terminators
     /// (`data: [DONE]` for OpenAI Chat, `message_stop` for Anthropic, `response.completed` for
     /// Responses when converting).
     pub fn finish(&mut self) -> Vec<Bytes> {
-        let pending = self.parser.has_pending();
         let events = self.parser.finish();
+        let events = self.screen(events);
+        let failed = self.upstream_error.is_some();
+        let mut out = std::mem::take(&mut self.held);
         match &mut self.mode {
             Mode::Relay(r) => {
-                let mut out = Vec::new();
-                if r.protocol == Protocol::Gemini {
-                    out.extend(events.iter().filter(|_| !r.closed).map(reframe_gemini));
-                } else if pending && !r.closed {
-                    out.push(Bytes::from_static(b"\n\n"));
+                out.extend(r.relay(&events, failed));
+                if !failed {
+                    r.terminate(&mut out);
                 }
-                r.observe(&events);
-                r.terminate(&mut out);
-                out
             }
             Mode::Convert(p) => {
-                let mut out = p.run(&events);
-                let mut ir = Vec::new();
-                p.decoder.finish(&mut ir);
-                p.encode_all(ir, &mut out);
-                p.encoder.finish(&mut out);
-                out
+                out.extend(p.run(&events));
+                if !failed {
+                    let mut ir = Vec::new();
+                    p.decoder.finish(&mut ir);
+                    p.encode_all(ir, &mut out);
+                    p.encoder.finish(&mut out);
+                }
             }
         }
+        out
     }
 
-    /// The upstream failed midway (connection reset, timeout…): an error event in the client
-    /// protocol, followed by the terminators the client still expects.
+    /// The upstream failed midway (connection reset, timeout, cut short): the stream ends with an
+    /// error event in the client protocol and nothing after it, so no client mistakes the
+    /// answer for a complete one. Frames held back are dropped with the answer.
     pub fn fail(&mut self, status: u16, message: &str) -> Vec<Bytes> {
+        self.held.clear();
         match &mut self.mode {
             Mode::Relay(r) => {
                 let mut out = Vec::new();
-                if self.parser.has_pending() && r.protocol != Protocol::Gemini {
-                    out.push(Bytes::from_static(b"\n\n"));
-                }
                 if !r.closed {
                     out.push(stream_error_event(r.protocol, status, message));
-                    if r.protocol == Protocol::OpenAiChat {
-                        out.push(Bytes::from_static(b"data: [DONE]\n\n"));
-                    }
                     r.closed = true;
                 }
                 out
@@ -190,7 +235,6 @@ impl StreamConverter {
                 let mut out = Vec::new();
                 let ev = StreamEvent::Error { status, message: message.to_string() };
                 p.encoder.encode(ev, &mut out);
-                p.encoder.finish(&mut out);
                 out
             }
         }
@@ -228,6 +272,26 @@ impl Pipeline {
 }
 
 impl Relay {
+    /// Re-frames `events` for the client; after an upstream error nothing more is sent.
+    fn relay(&mut self, events: &[SseEvent], failed: bool) -> Vec<Bytes> {
+        if self.closed {
+            return Vec::new();
+        }
+        self.observe(events);
+        let out = events
+            .iter()
+            .map(|ev| {
+                if self.protocol == Protocol::Gemini {
+                    reframe_gemini(ev)
+                } else {
+                    frame(ev.event.as_deref(), &ev.data)
+                }
+            })
+            .collect();
+        self.closed |= failed;
+        out
+    }
+
     fn observe(&mut self, events: &[SseEvent]) {
         for ev in events {
             let done = match self.protocol {

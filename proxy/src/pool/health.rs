@@ -101,7 +101,7 @@ impl Checker {
         let request = provider.request(&ctx, account, &call).await.map_err(|e| e.to_string())?;
         match tokio::time::timeout(CHECK_TIMEOUT, request.builder.send()).await {
             Err(_) => Err("timed out".into()),
-            Ok(Err(e)) => Err(e.to_string()),
+            Ok(Err(e)) => Err(crate::server::relay::error_chain(&e.without_url())),
             Ok(Ok(r)) if r.status().is_success() => Ok(()),
             Ok(Ok(r)) => Err(format!("HTTP {}", r.status().as_u16())),
         }

@@ -123,8 +123,16 @@ impl Tasks {
     }
 }
 
-/// Records one success: usage +1 (exact, group-committed), and clears any error state.
-pub fn success(tasks: &Tasks, store: &Arc<dyn Storage>, selector: &Selector, pool: &str, account: &Account) {
+/// Records one success: usage +1 (exact, group-committed), and clears any error state. The
+/// receiver resolves once the store has taken the usage (written, or queued during an outage).
+pub fn success(
+    tasks: &Tasks,
+    store: &Arc<dyn Storage>,
+    selector: &Selector,
+    pool: &str,
+    account: &Account,
+) -> tokio::sync::oneshot::Receiver<()> {
+    let (done, taken) = tokio::sync::oneshot::channel();
     selector.unbench(pool, account.uuid());
     let store = store.clone();
     let pool = pool.to_string();
@@ -134,6 +142,7 @@ pub fn success(tasks: &Tasks, store: &Arc<dyn Storage>, selector: &Selector, poo
         if let Err(e) = store.record_usage(&pool, &uuid, 1).await {
             tracing::warn!(%pool, %uuid, error = %e, "could not record usage");
         }
+        let _ = done.send(());
         if recovered {
             let ops = AccountOps::default()
                 .set("isHealthy", true)
@@ -144,6 +153,7 @@ pub fn success(tasks: &Tasks, store: &Arc<dyn Storage>, selector: &Selector, poo
             }
         }
     });
+    taken
 }
 
 /// Records one failure and benches the account locally.

@@ -46,6 +46,7 @@ impl ApiKeyProvider {
         let (key_field, url_field, default_url) = self.fields();
         let key = field(account, key_field).ok_or(ProviderError::MissingCredential(key_field))?;
         let base = field(account, url_field).unwrap_or(default_url);
+        super::check_base_url(url_field, base)?;
         let url = reqwest::Url::parse(&join_url(base, path))
             .map_err(|e| ProviderError::BadUrl { field: url_field, detail: e.to_string() })?;
         let rb = http.request(method, url);

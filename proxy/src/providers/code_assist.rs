@@ -324,7 +324,7 @@ async fn discover_project(ctx: &ProviderCtx, base: &str, access: &str, ua: &str)
 }
 
 async fn json_answer(rb: reqwest::RequestBuilder) -> Result<Value, String> {
-    let resp = rb.send().await.map_err(|e| crate::server::relay::error_chain(&e))?;
+    let resp = rb.send().await.map_err(|e| crate::server::relay::error_chain(&e.without_url()))?;
     let status = resp.status();
     let body = resp.bytes().await.map_err(|e| e.to_string())?;
     if !status.is_success() {

@@ -203,7 +203,7 @@ impl CodexProvider {
         if let Some(id) = str_field(&token.value, &["account_id"]) {
             rb = rb.header("chatgpt-account-id", id);
         }
-        let resp = rb.send().await.map_err(|e| crate::server::relay::error_chain(&e))?;
+        let resp = rb.send().await.map_err(|e| crate::server::relay::error_chain(&e.without_url()))?;
         if !resp.status().is_success() {
             return Err(format!("usage endpoint answered HTTP {}", resp.status().as_u16()));
         }

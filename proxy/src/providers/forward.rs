@@ -39,6 +39,7 @@ impl Provider for ForwardProvider {
         let (path, query) = call.path_and_query.split_once('?').unwrap_or((call.path_and_query, ""));
         // The client's own key (`?key=`) is the gateway's, never the upstream's.
         let query: Vec<&str> = query.split('&').filter(|kv| !kv.is_empty() && !kv.starts_with("key=")).collect();
+        super::check_base_url("FORWARD_BASE_URL", base)?;
         let mut url = join_url(base, path);
         if !query.is_empty() {
             url.push('?');

@@ -274,6 +274,18 @@ pub(crate) fn field<'a>(account: &'a Account, name: &str) -> Option<&'a str> {
     account.get(name).and_then(|v| v.as_str()).map(str::trim).filter(|s| !s.is_empty())
 }
 
+/// Refuses a base URL with a query string or fragment: the request path is appended to the base,
+/// so it would land inside the query (and a key put there would leak into errors and logs).
+pub(crate) fn check_base_url(field: &'static str, base: &str) -> Result<(), ProviderError> {
+    if base.contains('?') || base.contains('#') {
+        let detail = "it has a query string or fragment; the request path is appended to the base URL, \
+                      so give the path only and put credentials in the account's key field"
+            .to_string();
+        return Err(ProviderError::BadUrl { field, detail });
+    }
+    Ok(())
+}
+
 pub(crate) fn join_url(base: &str, path: &str) -> String {
     format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
 }

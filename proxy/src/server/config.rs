@@ -54,6 +54,23 @@ pub struct GatewayConfig {
     /// poolgate: `SHUTDOWN_GRACE_MS` (default 30 s): how long in-flight requests and streams
     /// may run after SIGTERM.
     pub shutdown_grace: Duration,
+    /// poolgate: `REQUEST_DEADLINE_MS` (default 300 s): the longest one client request may take
+    /// across all its upstream attempts, until its answer starts (a stream) or ends (unary).
+    pub request_deadline: Duration,
+    /// poolgate: `USAGE_COMMIT_BEFORE_LAST_BYTE` (default true): the usage of an answer is written
+    /// to the store before the answer's last bytes are sent, so a killed replica loses only
+    /// answers the client never fully received.
+    pub usage_commit_first: bool,
+    /// poolgate: `HEADER_READ_TIMEOUT_MS` (default 5 s): longest wait for complete request headers.
+    pub header_read_timeout: Duration,
+    /// poolgate: `BODY_READ_TIMEOUT_MS` (default 15 s): longest pause while a request body arrives.
+    pub body_read_timeout: Duration,
+    /// poolgate: `MAX_HEADER_BYTES` (default 64 KiB): larger request heads get 431.
+    pub max_header_bytes: usize,
+    /// poolgate: `MAX_CONNECTIONS` (default 16384) open client connections per replica.
+    pub max_connections: usize,
+    /// poolgate: `MAX_CONNECTIONS_PER_IP` (default 0: off) open connections per client IP.
+    pub max_connections_per_ip: usize,
     /// The whole config object as read, for fields other modules own.
     pub raw: Value,
 }
@@ -79,6 +96,7 @@ impl GatewayConfig {
         };
         let ms =
             |k: &str, default: u64| Duration::from_millis(n(k).and_then(|v| u64::try_from(v).ok()).unwrap_or(default));
+        let size = |k: &str, default: usize| n(k).and_then(|v| usize::try_from(v).ok()).unwrap_or(default);
         let hc = raw.get("SCHEDULED_HEALTH_CHECK");
         let hc_enabled = env("HEALTH_CHECK_ENABLED")
             .and_then(|v| poolgate_store::settings::parse_bool(&v))
@@ -120,6 +138,16 @@ impl GatewayConfig {
             health_check_interval: Duration::from_millis(hc_interval.max(100)),
             queue_timeout: ms("QUEUE_TIMEOUT_MS", 60_000),
             shutdown_grace: ms("SHUTDOWN_GRACE_MS", 30_000),
+            request_deadline: ms("REQUEST_DEADLINE_MS", 300_000),
+            usage_commit_first: env("USAGE_COMMIT_BEFORE_LAST_BYTE")
+                .or_else(|| raw.get("USAGE_COMMIT_BEFORE_LAST_BYTE").map(|v| v.to_string()))
+                .and_then(|v| poolgate_store::settings::parse_bool(v.trim_matches('"')))
+                .unwrap_or(true),
+            header_read_timeout: ms("HEADER_READ_TIMEOUT_MS", 5_000).max(Duration::from_millis(100)),
+            body_read_timeout: ms("BODY_READ_TIMEOUT_MS", 15_000).max(Duration::from_millis(100)),
+            max_header_bytes: size("MAX_HEADER_BYTES", 64 << 10).max(1024),
+            max_connections: size("MAX_CONNECTIONS", 16_384).max(1),
+            max_connections_per_ip: size("MAX_CONNECTIONS_PER_IP", 0),
             raw,
         }
     }

@@ -77,14 +77,32 @@ pub async fn dispatch(state: Arc<AppState>, call: ClientCall) -> Response {
     let mut last: Option<(String, Failure)> = None;
     let mut ends = Vec::new();
     for target in &plan {
+        if past_deadline(&cfg, &call) {
+            break;
+        }
         match serve_pool(&state, &cfg, &call, target, &mut last).await {
             Ok(Settled::Answer(resp)) => return finish(&state, &call, &target.pool, resp),
             Err(end) => ends.push(end),
         }
     }
+    if past_deadline(&cfg, &call) && last.is_none() {
+        let message = format!("Request deadline of {} ms reached", cfg.request_deadline.as_millis());
+        last = Some((pool.clone(), Failure::Timeout { message }));
+        ends.push(PoolEnd::Exhausted);
+    }
     let err = final_error(&plan, &ends, last, &model);
     tracing::warn!(status = err.status, message = %err.message, "request failed");
     finish(&state, &call, &pool, err.into_response_for(call.protocol))
+}
+
+/// `REQUEST_DEADLINE_MS` has passed for `call`.
+fn past_deadline(cfg: &GatewayConfig, call: &ClientCall) -> bool {
+    call.started.elapsed() >= cfg.request_deadline
+}
+
+/// When `call` must have its answer (a stream: its start).
+fn call_deadline(cfg: &GatewayConfig, call: &ClientCall) -> tokio::time::Instant {
+    tokio::time::Instant::from_std(call.started + cfg.request_deadline)
 }
 
 fn finish(state: &AppState, call: &ClientCall, pool: &str, mut resp: Response) -> Response {
@@ -197,12 +215,16 @@ async fn serve_pool(
             Pick::NoneSupports if accounts.is_empty() => return Err(PoolEnd::Empty),
             Pick::NoneSupports => return Err(PoolEnd::Unsupported),
             Pick::NoneUsable => {
-                let transient = last_here.as_ref().is_some_and(Failure::transient);
+                // A timeout is not retried on the account that just spent it.
+                let transient =
+                    last_here.as_ref().is_some_and(|f| f.transient() && !matches!(f, Failure::Timeout { .. }));
+                let delay = cfg.request_base_delay.saturating_mul(1 << same_account_retries.min(16));
+                let in_time = tokio::time::Instant::now() + delay < call_deadline(cfg, call);
                 if transient
+                    && in_time
                     && same_account_retries < cfg.request_max_retries
                     && attempts <= cfg.credential_switch_max_retries
                 {
-                    let delay = cfg.request_base_delay.saturating_mul(1 << same_account_retries.min(16));
                     same_account_retries += 1;
                     tokio::time::sleep(delay).await;
                     tried.clear();
@@ -217,8 +239,14 @@ async fn serve_pool(
                 });
             }
         };
+        if past_deadline(cfg, call) {
+            let message = format!("Request deadline of {} ms reached", cfg.request_deadline.as_millis());
+            *last = Some((target.pool.clone(), Failure::Timeout { message }));
+            return Err(PoolEnd::Exhausted);
+        }
         let account = accounts[idx].clone();
         drop(accounts);
+        let label = account_label(&account);
         tried.insert(account.uuid().to_string());
         let inflight = state.selector.enter(&target.pool, account.uuid());
         let slot = match slots::limits(&account) {
@@ -263,14 +291,23 @@ async fn serve_pool(
         match attempt(state, cfg, provider.as_ref(), &up, call, tracked).await {
             Attempt::Answer(resp) => return Ok(Settled::Answer(resp)),
             Attempt::Failed(f) => {
-                tracing::warn!(pool = %target.pool, kind = f.kind(), error = %f.message(), "upstream attempt failed");
-                *last = Some((target.pool.clone(), f.clone()));
+                tracing::warn!(pool = %target.pool, account = %label, kind = f.kind(), error = %f.message(), "upstream attempt failed");
+                *last = Some((format!("{} account {label}", target.pool), f.clone()));
                 last_here = Some(f);
                 if attempts > cfg.credential_switch_max_retries + same_account_retries {
                     return Err(PoolEnd::Exhausted);
                 }
             }
         }
+    }
+}
+
+/// How errors name an account to clients and logs: its custom name, else its uuid's first 8
+/// characters (never its URL, which may carry a key).
+fn account_label(account: &Account) -> String {
+    match account.custom_name() {
+        Some(n) if !n.is_empty() => n.to_string(),
+        _ => account.uuid().chars().take(8).collect(),
     }
 }
 
@@ -320,14 +357,18 @@ async fn attempt(
             Err(e) => return fail(tracked, provider_failure(e)),
         };
         let Prepared { builder, access, mut adapter } = prepared;
-        let deadline = tokio::time::Instant::now() + cfg.upstream_timeout;
+        let own = tokio::time::Instant::now() + cfg.upstream_timeout;
+        let deadline = own.min(call_deadline(cfg, call));
         let resp = match tokio::time::timeout_at(deadline, builder.send()).await {
             Err(_) => {
-                let message = format!("upstream did not answer within {} ms", cfg.upstream_timeout.as_millis());
+                let message = if deadline < own {
+                    format!("request deadline of {} ms reached", cfg.request_deadline.as_millis())
+                } else {
+                    format!("upstream did not answer within {} ms", cfg.upstream_timeout.as_millis())
+                };
                 return fail(tracked, Failure::Timeout { message });
             }
-            Ok(Err(e)) if e.is_timeout() => return fail(tracked, Failure::Timeout { message: error_chain(&e) }),
-            Ok(Err(e)) => return fail(tracked, Failure::Network { message: error_chain(&e) }),
+            Ok(Err(e)) => return fail(tracked, transport_failure(up.pool, e)),
             Ok(Ok(r)) => r,
         };
         let status = resp.status();
@@ -396,7 +437,7 @@ async fn attempt(
             Err(_) => {
                 return fail(tracked, Failure::Timeout { message: "upstream body did not arrive in time".into() })
             }
-            Ok(Err(e)) => return fail(tracked, Failure::Network { message: error_chain(&e) }),
+            Ok(Err(e)) => return fail(tracked, transport_failure(up.pool, e)),
             Ok(Ok(b)) => b,
         };
         let bytes = match adapter.as_mut().map(|a| a.unary(&bytes)) {
@@ -405,6 +446,15 @@ async fn attempt(
             Some(Err(e)) => return fail(tracked, adapt_failure(e)),
         };
         let backend = provider.backend();
+        let relayed = match backend {
+            Backend::PassThrough => true,
+            Backend::Protocol(p) => p == call.protocol,
+        };
+        if relayed {
+            if let Err(message) = crate::convert::validate::validate_answer(call.protocol, &bytes) {
+                return fail(tracked, Failure::Server { status: 502, message });
+            }
+        }
         let out = match backend {
             Backend::PassThrough => unary_response(status, content_type, bytes),
             Backend::Protocol(p) if p == call.protocol => unary_response(StatusCode::OK, None, bytes),
@@ -420,8 +470,30 @@ async fn attempt(
             }
         };
         tracked.first_chunk();
+        tracked.commit().await;
         drop(tracked);
         return Attempt::Answer(out);
+    }
+}
+
+/// A transport failure, described for the client and the account without the URL or the HTTP
+/// library's internals (those go to the log, the URL's query string removed).
+fn transport_failure(pool: &str, e: reqwest::Error) -> Failure {
+    let timeout = e.is_timeout();
+    let message = if timeout {
+        "upstream timed out"
+    } else if e.is_connect() {
+        "could not connect to the upstream"
+    } else if e.is_body() || e.is_decode() {
+        "upstream connection failed while sending the answer"
+    } else {
+        "upstream connection failed"
+    };
+    tracing::warn!(%pool, error = %error_chain(&e.without_url()), "upstream transport error");
+    if timeout {
+        Failure::Timeout { message: message.into() }
+    } else {
+        Failure::Network { message: message.into() }
     }
 }
 

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod config;
 pub mod dispatch;
 pub mod errors;
+mod listen;
 pub mod models;
 pub mod relay;
 mod router;
@@ -154,10 +155,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let app = router(state.clone());
     let mut stopped = stop_rx.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let limits = listen::ListenLimits {
+        header_read_timeout: cfg.header_read_timeout,
+        max_header_bytes: cfg.max_header_bytes,
+        max_connections: cfg.max_connections,
+        max_connections_per_ip: cfg.max_connections_per_ip,
+    };
+    let server = listen::serve(listener, app, limits, async move {
         let _ = stopped.wait_for(|s| *s).await;
     });
-    let mut server = tokio::spawn(async move { server.await });
+    let mut server = tokio::spawn(server);
     tokio::select! {
         r = &mut server => { r??; }
         _ = shutdown_signal() => {

@@ -3,6 +3,8 @@
 //! answer ends: one usage for a completed answer (also when the client leaves mid-stream, since
 //! the upstream served it), an error when the upstream fails or stalls midway.
 
+use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +16,7 @@ use futures::stream::{self, Stream, StreamExt};
 use poolgate_store::Account;
 
 use super::AppState;
-use crate::convert::{convert_stream, Backend, Protocol, StreamConverter};
+use crate::convert::{Backend, Protocol, StreamConverter};
 use crate::pool::outcome::{self, Failure, Policy};
 use crate::pool::select::InFlight;
 use crate::pool::slots::SlotGuard;
@@ -52,7 +54,26 @@ impl Tracked {
             self.state.metrics.ttfb(self.route, self.started.elapsed());
         }
     }
+
+    /// With `USAGE_COMMIT_BEFORE_LAST_BYTE`, records a successful answer now and waits until the
+    /// store has its usage, so that what follows (the answer's last bytes) is only sent once the
+    /// count is safe. Otherwise the outcome is recorded when `self` drops.
+    pub async fn commit(&mut self) {
+        if !matches!(self.verdict, Verdict::Success) || !self.state.config().usage_commit_first {
+            return;
+        }
+        self.verdict = Verdict::Neutral;
+        let s = &self.state;
+        let taken = outcome::success(&s.tasks, &s.store, &s.selector, &self.pool, &self.account);
+        if tokio::time::timeout(COMMIT_WAIT, taken).await.is_err() {
+            tracing::warn!(pool = %self.pool, "usage commit is slow; sending the answer's end anyway");
+        }
+    }
 }
+
+/// Longest an answer's end waits for its usage commit (the store queues writes it cannot make,
+/// so this is only reached when the store itself is stuck).
+const COMMIT_WAIT: Duration = Duration::from_secs(2);
 
 impl Drop for Tracked {
     fn drop(&mut self) {
@@ -62,7 +83,9 @@ impl Drop for Tracked {
             return;
         }
         match &self.verdict {
-            Verdict::Success => outcome::success(&s.tasks, &s.store, &s.selector, &self.pool, &self.account),
+            Verdict::Success => {
+                drop(outcome::success(&s.tasks, &s.store, &s.selector, &self.pool, &self.account));
+            }
             Verdict::Neutral => {}
             Verdict::Failed(f) => {
                 s.metrics.upstream_error(&self.pool, f.kind());
@@ -72,52 +95,95 @@ impl Drop for Tracked {
     }
 }
 
-/// The upstream body as a stream that records the outcome and never waits longer than `idle`
-/// for the next chunk.
-fn tracked_stream(
-    upstream: reqwest::Response,
+/// Status sent in the error event of a stream the upstream broke off.
+const STREAM_BROKEN: u16 = 502;
+
+/// A streamed answer in flight: the upstream body, the provider's adapter, the converter to
+/// the client's protocol, and the outcome to record.
+struct Answer {
+    body: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
     tracked: Tracked,
-    idle: Duration,
     adapter: Option<Box<dyn ResponseAdapter>>,
-) -> impl Stream<Item = Result<Bytes, String>> + Send + 'static {
-    let body = Box::pin(upstream.bytes_stream());
-    stream::unfold(Some((body, tracked, adapter)), move |st| async move {
-        let (mut body, mut t, mut adapter) = st?;
-        match tokio::time::timeout(idle, body.next()).await {
-            Ok(Some(Ok(bytes))) => {
-                t.first_chunk();
-                match adapter.as_mut().map(|a| a.push(&bytes)) {
-                    None => Some((Ok(bytes), Some((body, t, adapter)))),
-                    Some(Ok(out)) => Some((Ok(out), Some((body, t, adapter)))),
-                    Some(Err(e)) => {
-                        t.verdict = Verdict::Failed(super::dispatch::adapt_failure(e.clone()));
-                        Some((Err(e.message), None))
-                    }
-                }
-            }
-            Ok(Some(Err(e))) => {
-                let message = format!("upstream connection failed mid-stream: {}", error_chain(&e));
-                t.verdict = Verdict::Failed(Failure::Network { message: message.clone() });
-                Some((Err(message), None))
-            }
-            Ok(None) => match adapter.take().map(|mut a| a.finish()) {
-                None => None,
-                Some(Ok(out)) => Some((Ok(out), Some((body, t, None)))),
-                Some(Err(e)) => {
-                    t.verdict = Verdict::Failed(super::dispatch::adapt_failure(e.clone()));
-                    Some((Err(e.message), None))
-                }
-            },
-            Err(_) => {
-                let message = format!("upstream sent nothing for {} s", idle.as_secs());
-                t.verdict = Verdict::Failed(Failure::Timeout { message: message.clone() });
-                Some((Err(message), None))
-            }
-        }
-    })
+    converter: StreamConverter,
+    idle: Duration,
+    queue: VecDeque<Bytes>,
+    done: bool,
 }
 
-/// A streamed answer.
+impl Answer {
+    /// Reads the next upstream chunk and queues the client frames it yields.
+    async fn step(&mut self) {
+        match tokio::time::timeout(self.idle, self.body.next()).await {
+            Ok(Some(Ok(bytes))) => {
+                self.tracked.first_chunk();
+                let bytes = match self.adapter.as_mut().map(|a| a.push(&bytes)) {
+                    None => bytes,
+                    Some(Ok(out)) => out,
+                    Some(Err(e)) => return self.fail(super::dispatch::adapt_failure(e.clone()), e.status, &e.message),
+                };
+                let frames = self.converter.push(&bytes);
+                self.queue.extend(frames);
+                if let Some(m) = self.converter.upstream_error() {
+                    let message = format!("upstream reported an error mid-stream: {m}");
+                    self.tracked.verdict = Verdict::Failed(Failure::Server { status: STREAM_BROKEN, message });
+                    self.done = true;
+                }
+            }
+            // A finished answer whose connection then fails or idles is still a complete answer.
+            Ok(Some(Err(_)) | None) | Err(_) if self.converter.finished() => self.end().await,
+            Ok(Some(Err(e))) => {
+                tracing::warn!(pool = %self.tracked.pool, error = %error_chain(&e.without_url()), "upstream stream broke off");
+                let message = "upstream connection failed mid-stream";
+                self.fail(Failure::Network { message: message.into() }, STREAM_BROKEN, message);
+            }
+            Ok(None) => self.end().await,
+            Err(_) => {
+                let message = format!("upstream sent nothing for {} s", self.idle.as_secs());
+                self.fail(Failure::Timeout { message: message.clone() }, 504, &message);
+            }
+        }
+    }
+
+    /// The upstream closed: a finished answer is committed, then its last frames are sent; one
+    /// cut short is an error for the client and the account.
+    async fn end(&mut self) {
+        self.done = true;
+        if let Some(mut adapter) = self.adapter.take() {
+            match adapter.finish() {
+                Ok(out) => {
+                    let frames = self.converter.push(&out);
+                    self.queue.extend(frames);
+                }
+                Err(e) => return self.fail(super::dispatch::adapt_failure(e.clone()), e.status, &e.message),
+            }
+        }
+        if let Some(m) = self.converter.upstream_error() {
+            let message = format!("upstream reported an error mid-stream: {m}");
+            self.tracked.verdict = Verdict::Failed(Failure::Server { status: STREAM_BROKEN, message });
+            return;
+        }
+        if !self.converter.finished() {
+            let message = "upstream stream ended before the answer was finished";
+            return self.fail(
+                Failure::Server { status: STREAM_BROKEN, message: message.into() },
+                STREAM_BROKEN,
+                message,
+            );
+        }
+        self.tracked.commit().await;
+        let frames = self.converter.finish();
+        self.queue.extend(frames);
+    }
+
+    fn fail(&mut self, failure: Failure, status: u16, message: &str) {
+        self.done = true;
+        self.tracked.verdict = Verdict::Failed(failure);
+        let frames = self.converter.fail(status, message);
+        self.queue.extend(frames);
+    }
+}
+
+/// A streamed answer, relayed or converted event by event.
 pub fn stream_response(
     upstream: reqwest::Response,
     backend: Backend,
@@ -128,22 +194,34 @@ pub fn stream_response(
     adapter: Option<Box<dyn ResponseAdapter>>,
 ) -> Response {
     let status = upstream.status();
-    let content_type = upstream.headers().get("content-type").cloned();
-    let body = tracked_stream(upstream, tracked, idle, adapter);
-    let (body, content_type) = match backend {
-        Backend::PassThrough => {
-            (Body::from_stream(body), content_type.unwrap_or(HeaderValue::from_static("text/event-stream")))
-        }
-        Backend::Protocol(p) => {
-            let converter = StreamConverter::new(p, client, client_model);
-            let frames = convert_stream(body, converter).map(Ok::<_, std::convert::Infallible>);
-            (Body::from_stream(frames), HeaderValue::from_static("text/event-stream"))
-        }
+    let upstream_protocol = match backend {
+        Backend::PassThrough => client,
+        Backend::Protocol(p) => p,
     };
-    let mut resp = Response::new(body);
+    let answer = Answer {
+        body: Box::pin(upstream.bytes_stream()),
+        tracked,
+        adapter,
+        converter: StreamConverter::new(upstream_protocol, client, client_model),
+        idle,
+        queue: VecDeque::new(),
+        done: false,
+    };
+    let frames = stream::unfold(answer, |mut a| async move {
+        loop {
+            if let Some(frame) = a.queue.pop_front() {
+                return Some((Ok::<_, std::convert::Infallible>(frame), a));
+            }
+            if a.done {
+                return None;
+            }
+            a.step().await;
+        }
+    });
+    let mut resp = Response::new(Body::from_stream(frames));
     *resp.status_mut() = if backend == Backend::PassThrough { status } else { StatusCode::OK };
     let h = resp.headers_mut();
-    h.insert("content-type", content_type);
+    h.insert("content-type", HeaderValue::from_static("text/event-stream"));
     h.insert("cache-control", HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     resp

@@ -38,24 +38,46 @@ pub fn check_auth(state: &AppState, headers: &HeaderMap, query: Option<&str>) ->
     }
 }
 
-/// Reads the body up to the configured limit (413 beyond it).
+/// Reads the body up to the configured limit (413 beyond it); a body that stops arriving for
+/// `BODY_READ_TIMEOUT_MS` gets 408.
 async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, ApiError> {
-    let limit = state.config().max_body_bytes;
+    use http_body_util::BodyExt;
+    let cfg = state.config();
+    let (limit, idle) = (cfg.max_body_bytes, cfg.body_read_timeout);
     let too_large = || ApiError::new(413, format!("Request body is larger than the limit of {limit} bytes"));
     let declared = headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-        while let Some(inner) = src {
-            if inner.is::<http_body_util::LengthLimitError>() {
-                return too_large();
+    let mut body = body;
+    let mut first: Option<bytes::Bytes> = None;
+    let mut rest = bytes::BytesMut::new();
+    loop {
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => {
+                let message = format!("Request body stalled: nothing arrived for {} ms", idle.as_millis());
+                return Err(ApiError::new(408, message));
             }
-            src = inner.source();
+            Ok(None) => break,
+            Ok(Some(Err(_))) => return Err(ApiError::bad_request("Could not read the request body")),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else { continue };
+        let have = first.as_ref().map_or(0, bytes::Bytes::len) + rest.len();
+        if have + data.len() > limit {
+            return Err(too_large());
         }
-        ApiError::bad_request(format!("Could not read the request body: {e}"))
-    })
+        match &first {
+            None => first = Some(data),
+            Some(f) => {
+                if rest.is_empty() {
+                    rest.extend_from_slice(f);
+                }
+                rest.extend_from_slice(&data);
+            }
+        }
+    }
+    Ok(if rest.is_empty() { first.unwrap_or_default() } else { rest.freeze() })
 }
 
 /// What differs between the generation endpoints.
@@ -98,6 +120,10 @@ async fn generate_in_span(
         Ok(_) => return fail(ApiError::bad_request("Request body must be a JSON object")),
         Err(e) => return fail(ApiError::bad_request(e.to_string())),
     };
+    // Every route checks the request's shape, also those that relay it unconverted.
+    if let Err(e) = crate::convert::validate::validate_request(protocol, &body) {
+        return fail(ApiError::bad_request(e.to_string()));
+    }
     let (model, stream) = match &ep.gemini {
         Some((m, s)) => (m.clone(), *s),
         None => (

@@ -95,19 +95,24 @@ fn chrono_from_ms(ms: i64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
-/// `GET /provider_health?provider=&customName=&unhealthRatioThreshold=` (no auth): the
-/// reference's slim pool status for uptime monitors. uuids are masked.
+/// `GET /provider_health?provider=&customName=&unhealthRatioThreshold=`: the reference's slim
+/// pool status for uptime monitors. Without the client key it answers the counts and the
+/// summary only; the per-account items (names, uuid prefixes, error texts) need the key.
 pub async fn provider_health(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
     axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> Response {
+    let detailed = authorized(&state, &headers, raw.as_deref());
     let threshold = q.get("unhealthRatioThreshold").and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0001);
     let types = match q.get("provider") {
         Some(p) => vec![p.clone()],
         None => match state.store.list_pool_types().await {
             Ok(t) => t,
             Err(e) => {
-                let body = json!({"error": {"message": format!("storage unavailable: {e}")}});
+                tracing::warn!(error = %e, "provider_health: storage unavailable");
+                let body = json!({"error": {"message": "storage unavailable", "type": "server_error"}});
                 return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
             }
         },
@@ -138,16 +143,18 @@ pub async fn provider_health(
     let count = items.len();
     let unhealthy = items.iter().filter(|i| i["isHealthy"] == false && i["isDisabled"] == false).count();
     let ratio = if count == 0 { 0.0 } else { unhealthy as f64 / count as f64 };
-    Json(json!({
+    let mut body = json!({
         "timestamp": iso_now(),
-        "items": items,
         "count": count,
         "unhealthyCount": unhealthy,
         "unhealthyRatio": ratio,
         "unhealthySummeryMessage": format!("{unhealthy} of {count} accounts unhealthy"),
         "summaryHealth": ratio <= threshold,
-    }))
-    .into_response()
+    });
+    if detailed {
+        body["items"] = Value::Array(items);
+    }
+    Json(body).into_response()
 }
 
 /// `GET /metrics` (no auth): Prometheus text, with pool and store gauges refreshed first.

@@ -41,6 +41,8 @@ pub struct Script {
     pub chunk_delay: Duration,
     /// Abort the connection after this many stream chunks (no terminator).
     pub drop_after: Option<usize>,
+    /// Answer 200 with exactly this content type and body (a misbehaving upstream).
+    pub raw: Option<(String, String)>,
 }
 
 impl Default for Script {
@@ -52,6 +54,7 @@ impl Default for Script {
             chunks: 3,
             chunk_delay: Duration::ZERO,
             drop_after: None,
+            raw: None,
         }
     }
 }
@@ -73,6 +76,10 @@ impl Script {
     }
     pub fn stream(chunks: usize, chunk_delay: Duration) -> Self {
         Self { chunks, chunk_delay, ..Self::default() }
+    }
+    /// A 200 answer of `content_type` with `body` verbatim, whatever was asked.
+    pub fn raw(content_type: &str, body: &str) -> Self {
+        Self { raw: Some((content_type.to_string(), body.to_string())), ..Self::default() }
     }
     pub fn drop_after(mut self, chunks: usize) -> Self {
         self.drop_after = Some(chunks);
@@ -222,6 +229,9 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
         key.as_ref().and_then(|k| state.by_key.lock().get(k).cloned()).unwrap_or_else(|| state.default.lock().clone());
     if !script.delay.is_zero() {
         tokio::time::sleep(script.delay).await;
+    }
+    if let Some((content_type, body)) = script.raw {
+        return ([("content-type", content_type)], body).into_response();
     }
     if parts.method == axum::http::Method::GET && path.ends_with("/models") {
         let data = json!({"object": "list", "data": [{"id": "mock-model", "object": "model", "created": 1, "owned_by": "mock"}]});

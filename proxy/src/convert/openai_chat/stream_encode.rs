@@ -88,9 +88,9 @@ impl StreamEncoder for Encoder {
             StreamEvent::Error { status, message } => {
                 let (_, body) = client_error::error_body(Protocol::OpenAiChat, status, &message);
                 out.push(frame(None, &body.to_string()));
-                // Usage of a failed stream would be misleading; only `[DONE]` follows.
+                // The error ends the stream: a `[DONE]` after it would read as a normal end.
                 self.usage = Usage::default();
-                self.finish(out);
+                self.done = true;
             }
             StreamEvent::End => self.finish(out),
             StreamEvent::ThinkingSignature(_) | StreamEvent::ToolCallEnd { .. } => {}

@@ -166,7 +166,7 @@ async fn usage_limits(ctx: &ProviderCtx, pool: &str, account: &Account, grant: &
     }
     let machine = machine_id(account, &token.value);
     let rb = headers(ctx.http.get(url).query(&query), &token.access, &machine).timeout(Duration::from_secs(10));
-    let resp = rb.send().await.map_err(|e| crate::server::relay::error_chain(&e))?;
+    let resp = rb.send().await.map_err(|e| crate::server::relay::error_chain(&e.without_url()))?;
     if !resp.status().is_success() {
         return Err(format!("getUsageLimits answered HTTP {}", resp.status().as_u16()));
     }
