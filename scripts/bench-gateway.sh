@@ -5,6 +5,8 @@
 # per request (INFO commandstats). Not a test: prints a Markdown table.
 #
 # Usage: scripts/bench-gateway.sh [seconds per run, default 10]
+# COMMIT_MODES="false true" runs each mode with USAGE_COMMIT_BEFORE_LAST_BYTE off and on (the
+# default runs only the default, on).
 # Needs: wrk (apt-get install wrk), redis-server, redis-cli. Uses free loopback ports only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -84,11 +86,13 @@ trips() { # port → poolgate's own count of Redis round trips (stats.totalComma
 }
 per() { python3 -c "print(f'{($2-$1)/max($3,1):.4f}')" "$@"; }
 
-bench_gateway() { # mode
-  local mode=$1 port url cmds1 cmds64
+bench_gateway() { # mode [commit-before-last-byte]
+  local mode=$1 commit=${2:-true} port url cmds1 cmds64 label
+  label="$mode"; [ -n "${COMMIT_MODES:-}" ] && label="$mode, commit first=$commit"
   port=$(free_port)
   url="http://127.0.0.1:$port/v1/chat/completions"
-  "$BIN/poolgate" serve --config-dir "$WORK/$mode" --host 127.0.0.1 --port "$port" >"$WORK/poolgate-$mode.log" 2>&1 &
+  USAGE_COMMIT_BEFORE_LAST_BYTE="$commit" "$BIN/poolgate" serve --config-dir "$WORK/$mode" --host 127.0.0.1 \
+    --port "$port" >"$WORK/poolgate-$mode.log" 2>&1 &
   PIDS+=($!)
   wait_http "http://127.0.0.1:$port/health"
   run_wrk "$url" 8 1 >/dev/null
@@ -98,13 +102,13 @@ bench_gateway() { # mode
   read -r rps p50 p99 n < <(run_wrk "$url" 1 1)
   t1=$(trips "$port"); tr="–"; [ "$mode" = redis ] && tr=$(per "$t0" "$t1" "$n")
   cmds1=$(redis_cmds "$n")
-  row "$mode" 1 "$rps" "$p50" "$p99" "$D1_P50" "$D1_P99" "$D1_RPS" "$cmds1" "$tr"
+  row "$label" 1 "$rps" "$p50" "$p99" "$D1_P50" "$D1_P99" "$D1_RPS" "$cmds1" "$tr"
   [ "$mode" = redis ] && redis-cli -p "$REDIS_PORT" CONFIG RESETSTAT >/dev/null
   t0=$(trips "$port")
   read -r rps p50 p99 n < <(run_wrk "$url" 64 2)
   t1=$(trips "$port"); tr="–"; [ "$mode" = redis ] && tr=$(per "$t0" "$t1" "$n")
   cmds64=$(redis_cmds "$n")
-  row "$mode" 64 "$rps" "$p50" "$p99" "$D64_P50" "$D64_P99" "$D64_RPS" "$cmds64" "$tr"
+  row "$label" 64 "$rps" "$p50" "$p99" "$D64_P50" "$D64_P99" "$D64_RPS" "$cmds64" "$tr"
   kill -TERM "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
 }
 
@@ -121,7 +125,7 @@ mkdir -p "$WORK/file"
 echo "$CONFIG" >"$WORK/file/config.json"
 echo "{\"openai-custom\":$POOL_JSON}" >"$WORK/file/provider_pools.json"
 echo "file mode…" >&2
-MODE=file bench_gateway file
+for c in ${COMMIT_MODES:-true}; do MODE=file bench_gateway file "$c"; done
 
 # Redis mode: a private redis-server on loopback, seeded in the reference key schema.
 REDIS_PORT=$(free_port)
@@ -139,7 +143,7 @@ done <<<"$ACCOUNTS"
 mkdir -p "$WORK/redis"
 echo "{\"redis\":{\"enabled\":true,\"url\":\"redis://127.0.0.1:$REDIS_PORT\"}}" >"$WORK/redis/config.json"
 echo "redis mode…" >&2
-MODE=redis bench_gateway redis
+for c in ${COMMIT_MODES:-true}; do MODE=redis bench_gateway redis "$c"; done
 USAGE=$(redis-cli -p "$REDIS_PORT" HVALS aiclient:pools:openai-custom | python3 -c "
 import json, sys; print(sum(json.loads(l).get('usageCount', 0) for l in sys.stdin if l.strip()))")
 

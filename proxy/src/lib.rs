@@ -7,6 +7,7 @@
 //! storage layer, and [`metrics`] exports Prometheus metrics.
 
 pub mod cli;
+pub mod client_keys;
 pub mod convert;
 pub mod logging;
 pub mod metrics;

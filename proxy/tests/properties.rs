@@ -338,3 +338,42 @@ proptest! {
         prop_assert_eq!(got, events);
     }
 }
+
+/// Events a misbehaving same-protocol upstream might send: well-formed ones, garbage, HTML,
+/// comments, `[DONE]`.
+fn arb_relay_input() -> impl Strategy<Value = String> {
+    let event = prop_oneof![
+        Just("data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n\n".to_string()),
+        Just(
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"text\":\"x\"}}\n\n"
+                .to_string()
+        ),
+        Just("data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"x\"}]}}]}\n\n".to_string()),
+        Just("data: [DONE]\n\n".to_string()),
+        Just(": keep-alive\n\n".to_string()),
+        Just("data: <html>502</html>\n\n".to_string()),
+        "[ -~]{0,20}\n\n".prop_map(|s| format!("data: {s}")),
+        "[ -~]{0,20}\n".prop_map(|s| s),
+    ];
+    prop::collection::vec(event, 0..12).prop_map(|v| v.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// Same-protocol relays pass only well-formed events (JSON data, or OpenAI's `[DONE]`),
+    /// whatever the upstream sends and wherever its bytes are split.
+    #[test]
+    fn relayed_streams_carry_only_well_formed_events(
+        p in protocol(),
+        input in arb_relay_input(),
+        cuts in prop::collection::vec(any::<usize>(), 0..8),
+    ) {
+        let out = run_stream(p, p, &split(input.as_bytes(), &cuts));
+        prop_assert_eq!(&out, &run_stream(p, p, &[input.as_bytes()]));
+        for ev in SseParser::new().push(&out) {
+            let done = p == Protocol::OpenAiChat && ev.data == "[DONE]";
+            prop_assert!(done || serde_json::from_str::<Value>(&ev.data).is_ok(), "{:?} relayed {:?}", p, ev.data);
+        }
+    }
+}

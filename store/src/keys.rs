@@ -54,6 +54,26 @@ impl Keys {
     pub fn token_lock(&self, provider_type: &str, uuid: &str) -> String {
         self.key(&format!("token-lock:{provider_type}:{uuid}"))
     }
+    /// `{p}client-keys`: hash SHA-256(key) → client key settings JSON (never the key itself).
+    pub fn client_keys(&self) -> String {
+        self.key("client-keys")
+    }
+    /// `{p}client-key-usage:{hash}`: hash of a client key's counters.
+    pub fn client_key_usage(&self, hash: &str) -> String {
+        self.key(&format!("client-key-usage:{hash}"))
+    }
+    /// `{p}client-key-`: prefix of the per-minute windows `…rpm:{hash}:{minute}` and
+    /// `…tpm:{hash}:{minute}` (counters expiring after two minutes).
+    pub fn client_key_window_prefix(&self) -> String {
+        self.key("client-key-")
+    }
+    pub fn client_key_window(&self, kind: &str, hash: &str, minute: i64) -> String {
+        format!("{}{kind}:{hash}:{minute}", self.client_key_window_prefix())
+    }
+    /// `{p}client-key-stats:{day}`: hash `{hash}\t{model}\t{field}` → count, per day.
+    pub fn client_key_stats(&self, day: i64) -> String {
+        self.key(&format!("client-key-stats:{day}"))
+    }
     /// `{p}pwd`: web UI password.
     pub fn password(&self) -> String {
         self.key("pwd")

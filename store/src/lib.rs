@@ -5,6 +5,7 @@
 //! reference's files, the single-machine default). See `docs/architecture.md`.
 
 pub mod account;
+pub mod client_key;
 pub mod coord;
 pub mod error;
 pub mod file;
@@ -22,6 +23,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use account::{Account, AccountOps, ErrorEvent};
+pub use client_key::{Admission, ClientKey, ClientKeyUsage, Settlement, Ticket};
 pub use coord::{SlotGrant, SlotRequest};
 pub use error::{Result, StoreError};
 pub use file::FileStore;

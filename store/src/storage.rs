@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use crate::account::{runtime, Account, AccountOps, ErrorEvent};
+use crate::client_key::{Admission, ClientKey, ClientKeyUsage, Settlement, Ticket};
 use crate::coord::{SlotGrant, SlotRequest};
 use crate::error::Result;
 use crate::model::{AccountSpec, Applied, ApplyReport, CasOutcome, Session, StorageKind, StorageStatus};
@@ -79,6 +80,24 @@ pub trait Storage: Send + Sync {
     /// The live session for `token`; `None` when missing or expired.
     async fn get_session(&self, token: &str) -> Result<Option<Session>>;
     async fn delete_session(&self, token: &str) -> Result<Applied>;
+
+    // -- client keys (stored as SHA-256 of the key; see client_key.rs) -----------------------
+    async fn put_client_key(&self, hash: &str, key: &ClientKey) -> Result<()>;
+    /// Settings and counters of one key.
+    async fn get_client_key(&self, hash: &str) -> Result<Option<(ClientKey, ClientKeyUsage)>>;
+    /// Every key as `(hash, settings, counters)`, oldest first.
+    async fn list_client_keys(&self) -> Result<Vec<(String, ClientKey, ClientKeyUsage)>>;
+    /// Removes a key and its counters; false when there was none.
+    async fn delete_client_key(&self, hash: &str) -> Result<bool>;
+    async fn reset_client_key_usage(&self, hash: &str) -> Result<()>;
+    /// Checks every limit of the key and counts the request, atomically (the store's clock).
+    async fn admit_client_key(&self, hash: &str, model: &str, provider: &str) -> Result<Admission>;
+    /// Gives back an admitted request that got no upstream answer.
+    async fn refund_client_key(&self, ticket: &Ticket) -> Result<()>;
+    /// Adds `n` requests of `day` that a replica admitted while the store was unreachable.
+    async fn replay_client_key_usage(&self, hash: &str, day: i64, n: i64) -> Result<()>;
+    /// Adds an answered request's tokens and errors to the key's counters and statistics.
+    async fn settle_client_key(&self, ticket: &Ticket, settlement: &Settlement) -> Result<()>;
 
     // -- usage cache, plugins, metadata ----------------------------------------------------
     async fn get_usage_cache(&self) -> Result<Option<Value>>;

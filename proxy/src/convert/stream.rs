@@ -79,6 +79,8 @@ pub struct StreamConverter {
     finished: bool,
     upstream_error: Option<String>,
     held: Vec<Bytes>,
+    /// Highest (input, output) token counts the upstream reported so far.
+    tokens: (i64, i64),
 }
 
 enum Mode {
@@ -133,7 +135,13 @@ impl StreamConverter {
             finished: false,
             upstream_error: None,
             held: Vec::new(),
+            tokens: (0, 0),
         }
+    }
+
+    /// `(input, output)` tokens the upstream reported so far (its usage events are cumulative).
+    pub fn tokens(&self) -> (i64, i64) {
+        self.tokens
     }
 
     /// The upstream has sent its answer's finish (a finish reason or its protocol's last event).
@@ -163,9 +171,20 @@ impl StreamConverter {
                 Signal::Error(m) => self.upstream_error = Some(m),
                 Signal::Content => {}
             }
+            if ev.data.contains("sage") {
+                self.note_usage(&ev);
+            }
             kept.push(ev);
         }
         kept
+    }
+
+    fn note_usage(&mut self, ev: &SseEvent) {
+        if let Ok(v) = serde_json::from_str::<Value>(&ev.data) {
+            let (i, o) = stream_watch::usage_tokens(self.backend, &v);
+            self.tokens.0 = self.tokens.0.max(i.unwrap_or(0));
+            self.tokens.1 = self.tokens.1.max(o.unwrap_or(0));
+        }
     }
 
     /// Frames for the client now, or held until [`Self::finish`] once the answer is finished.

@@ -132,6 +132,40 @@ fn error(data: &str) -> Signal {
     Signal::Error(super::upstream_message(data.as_bytes()).unwrap_or_else(|| "upstream stream error".into()))
 }
 
+/// `(input, output)` token counts a `protocol` body or stream event reports, where present.
+pub(crate) fn usage_tokens(protocol: Protocol, v: &serde_json::Value) -> (Option<i64>, Option<i64>) {
+    let n = |v: Option<&serde_json::Value>| v.and_then(serde_json::Value::as_i64);
+    match protocol {
+        Protocol::OpenAiChat => {
+            let u = v.get("usage");
+            (n(u.and_then(|u| u.get("prompt_tokens"))), n(u.and_then(|u| u.get("completion_tokens"))))
+        }
+        Protocol::OpenAiResponses => {
+            let u = v.get("usage").or_else(|| v.pointer("/response/usage"));
+            (n(u.and_then(|u| u.get("input_tokens"))), n(u.and_then(|u| u.get("output_tokens"))))
+        }
+        Protocol::Anthropic => {
+            let u = v.get("usage").or_else(|| v.pointer("/message/usage"));
+            (n(u.and_then(|u| u.get("input_tokens"))), n(u.and_then(|u| u.get("output_tokens"))))
+        }
+        Protocol::Gemini => {
+            let u = v.get("usageMetadata").or_else(|| v.pointer("/response/usageMetadata"));
+            (n(u.and_then(|u| u.get("promptTokenCount"))), n(u.and_then(|u| u.get("candidatesTokenCount"))))
+        }
+    }
+}
+
+/// Token counts of a whole unary answer in `protocol` (0 where it reports none).
+pub fn answer_tokens(protocol: Protocol, body: &[u8]) -> (i64, i64) {
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(v) => {
+            let (i, o) = usage_tokens(protocol, &v);
+            (i.unwrap_or(0), o.unwrap_or(0))
+        }
+        Err(_) => (0, 0),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,6 +208,23 @@ mod tests {
         assert_eq!(inspect(g, &ev(None, r#"{"candidates":[{"content":{}}]}"#)), Signal::Content);
         assert_eq!(inspect(g, &ev(None, r#"{"response":{"candidates":[{"finishReason":"STOP"}]}}"#)), Signal::Finished);
         assert_eq!(inspect(g, &ev(None, "<html>")), Signal::Invalid);
+    }
+
+    #[test]
+    fn usage_is_read_in_each_protocol() {
+        let cases = [
+            (Protocol::OpenAiChat, r#"{"usage":{"prompt_tokens":3,"completion_tokens":4}}"#),
+            (
+                Protocol::OpenAiResponses,
+                r#"{"type":"response.completed","response":{"usage":{"input_tokens":3,"output_tokens":4}}}"#,
+            ),
+            (Protocol::Anthropic, r#"{"type":"message","usage":{"input_tokens":3,"output_tokens":4}}"#),
+            (Protocol::Gemini, r#"{"response":{"usageMetadata":{"promptTokenCount":3,"candidatesTokenCount":4}}}"#),
+        ];
+        for (p, body) in cases {
+            assert_eq!(answer_tokens(p, body.as_bytes()), (3, 4), "{p}");
+        }
+        assert_eq!(answer_tokens(Protocol::OpenAiChat, b"not json"), (0, 0));
     }
 
     proptest! {

@@ -71,6 +71,10 @@ pub struct GatewayConfig {
     pub max_connections: usize,
     /// poolgate: `MAX_CONNECTIONS_PER_IP` (default 0: off) open connections per client IP.
     pub max_connections_per_ip: usize,
+    /// poolgate: `CLIENT_KEYS_WHEN_STORE_DOWN` (`allow`, the default, or `deny`): while Redis is
+    /// unreachable, client keys this replica admitted in the last day go on against a local
+    /// count that is replayed when Redis is back; with `deny` every client key gets 503.
+    pub client_keys_offline_allow: bool,
     /// The whole config object as read, for fields other modules own.
     pub raw: Value,
 }
@@ -148,6 +152,8 @@ impl GatewayConfig {
             max_header_bytes: size("MAX_HEADER_BYTES", 64 << 10).max(1024),
             max_connections: size("MAX_CONNECTIONS", 16_384).max(1),
             max_connections_per_ip: size("MAX_CONNECTIONS_PER_IP", 0),
+            client_keys_offline_allow: !s("CLIENT_KEYS_WHEN_STORE_DOWN")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("deny")),
             raw,
         }
     }

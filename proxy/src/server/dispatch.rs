@@ -16,6 +16,7 @@ use super::errors::ApiError;
 use super::relay::{error_chain, stream_response, unary_response, Tracked, Verdict};
 use super::routing::{self, Target};
 use super::AppState;
+use crate::client_keys::{Caller, Charge};
 use crate::convert::{
     convert_error, convert_request_with, convert_response, parse_body, upstream_message, Backend, Protocol,
     RequestOverrides,
@@ -45,6 +46,10 @@ pub struct ClientCall {
     pub stream: bool,
     pub request_id: String,
     pub started: Instant,
+    /// The main key or a client key.
+    pub caller: Caller,
+    /// Set once a client key is admitted.
+    pub charge: Option<Charge>,
 }
 
 /// How one pool of the plan ended without an answer.
@@ -56,13 +61,16 @@ enum PoolEnd {
     Exhausted,
 }
 
-/// An upstream answer that settles the call.
+/// An answer that settles the call.
 enum Settled {
+    /// From the upstream (counted against a client key).
     Answer(Response),
+    /// Refused before any upstream saw it (a client key's request is refunded).
+    Rejected(Response),
 }
 
 /// Serves `call`; always answers (errors in the client's shape).
-pub async fn dispatch(state: Arc<AppState>, call: ClientCall) -> Response {
+pub async fn dispatch(state: Arc<AppState>, mut call: ClientCall) -> Response {
     let cfg = state.config();
     // Pool types are only needed to read a `type:model` name.
     let known =
@@ -73,6 +81,18 @@ pub async fn dispatch(state: Arc<AppState>, call: ClientCall) -> Response {
         Ok(c) => c,
         Err(e) => return finish(&state, &call, "none", e.into_response_for(call.protocol)),
     };
+    let admitted =
+        state.client_keys.admit(&state.store, &call.caller, &model, &pool, cfg.client_keys_offline_allow).await;
+    match admitted {
+        Ok(charge) => call.charge = charge,
+        Err(refusal) => {
+            let mut resp = refusal.error.into_response_for(call.protocol);
+            if let Some(limits) = refusal.limits {
+                crate::client_keys::set_headers(resp.headers_mut(), &limits);
+            }
+            return finish(&state, &call, &pool, resp);
+        }
+    }
     let plan = routing::plan(&cfg, &pool, &model);
     let mut last: Option<(String, Failure)> = None;
     let mut ends = Vec::new();
@@ -82,9 +102,14 @@ pub async fn dispatch(state: Arc<AppState>, call: ClientCall) -> Response {
         }
         match serve_pool(&state, &cfg, &call, target, &mut last).await {
             Ok(Settled::Answer(resp)) => return finish(&state, &call, &target.pool, resp),
+            Ok(Settled::Rejected(resp)) => {
+                refund(&state, &call);
+                return finish(&state, &call, &target.pool, resp);
+            }
             Err(end) => ends.push(end),
         }
     }
+    refund(&state, &call);
     if past_deadline(&cfg, &call) && last.is_none() {
         let message = format!("Request deadline of {} ms reached", cfg.request_deadline.as_millis());
         last = Some((pool.clone(), Failure::Timeout { message }));
@@ -105,7 +130,17 @@ fn call_deadline(cfg: &GatewayConfig, call: &ClientCall) -> tokio::time::Instant
     tokio::time::Instant::from_std(call.started + cfg.request_deadline)
 }
 
+/// Gives a client key's request back: it got no upstream answer.
+fn refund(state: &AppState, call: &ClientCall) {
+    if let Some(charge) = &call.charge {
+        crate::client_keys::refund(&state.tasks, &state.store, charge);
+    }
+}
+
 fn finish(state: &AppState, call: &ClientCall, pool: &str, mut resp: Response) -> Response {
+    if let Some(charge) = &call.charge {
+        crate::client_keys::set_headers(resp.headers_mut(), &charge.limits);
+    }
     let status = resp.status().as_u16();
     state.metrics.request(call.route, pool, status);
     if status >= 400 {
@@ -193,7 +228,7 @@ async fn serve_pool(
     let backend = provider.backend();
     let (body, up_model) = match upstream_body(call, backend, target) {
         Ok(b) => b,
-        Err(e) => return Ok(Settled::Answer(e.into_response_for(call.protocol))),
+        Err(e) => return Ok(Settled::Rejected(e.into_response_for(call.protocol))),
     };
     let policy = policy(cfg);
     let mut tried: HashSet<String> = HashSet::new();
@@ -285,6 +320,9 @@ async fn serve_pool(
             policy,
             verdict: Verdict::Success,
             first_byte: false,
+            charge: None,
+            tokens: (0, 0),
+            model: routing_model(call),
             _inflight: inflight,
             _slot: slot,
         };
@@ -389,6 +427,7 @@ async fn attempt(
                 FailureKind::Client => {
                     // The request's fault: answered as the upstream said, the account untouched.
                     tracked.verdict = Verdict::Neutral;
+                    tracked.charge = call.charge.clone();
                     drop(tracked);
                     let resp = if provider.backend() == Backend::PassThrough {
                         unary_response(status, None, body)
@@ -420,6 +459,7 @@ async fn attempt(
             };
         }
         if call.stream {
+            tracked.charge = call.charge.clone();
             let backend = provider.backend();
             let client_model = routing_model(call);
             return Attempt::Answer(stream_response(
@@ -455,13 +495,13 @@ async fn attempt(
                 return fail(tracked, Failure::Server { status: 502, message });
             }
         }
-        let out = match backend {
-            Backend::PassThrough => unary_response(status, content_type, bytes),
-            Backend::Protocol(p) if p == call.protocol => unary_response(StatusCode::OK, None, bytes),
+        let (status, content_type, client_bytes) = match backend {
+            Backend::PassThrough => (status, content_type, bytes),
+            Backend::Protocol(p) if p == call.protocol => (StatusCode::OK, None, bytes),
             Backend::Protocol(p) => {
                 let converted = parse_body(&bytes).and_then(|v| convert_response(p, call.protocol, &v));
                 match converted {
-                    Ok(v) => unary_response(StatusCode::OK, None, Bytes::from(v.to_string())),
+                    Ok(v) => (StatusCode::OK, None, Bytes::from(v.to_string())),
                     Err(e) => {
                         let message = format!("upstream answer could not be converted: {e}");
                         return fail(tracked, Failure::Server { status: 502, message });
@@ -469,6 +509,11 @@ async fn attempt(
                 }
             }
         };
+        if call.charge.is_some() {
+            tracked.charge = call.charge.clone();
+            tracked.tokens = crate::client_keys::answer_tokens(call.protocol, &client_bytes);
+        }
+        let out = unary_response(status, content_type, client_bytes);
         tracked.first_chunk();
         tracked.commit().await;
         drop(tracked);

@@ -71,6 +71,7 @@ pub struct AppState {
     pub tasks: Tasks,
     pub replica_id: String,
     pub tokens: Arc<crate::oauth::TokenEngine>,
+    pub client_keys: crate::client_keys::ClientKeys,
 }
 
 impl AppState {
@@ -93,6 +94,7 @@ impl AppState {
                 replica_id.clone(),
                 crate::oauth::EngineOptions::from_lookup(|k| crate::providers::Settings::new(&config.raw).global(k)),
             )),
+            client_keys: Default::default(),
             store,
             redis,
             config: RwLock::new(Arc::new(config)),
@@ -151,6 +153,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     background.push(tokio::spawn(health_task(state.clone())));
     background.push(tokio::spawn(crate::oauth::refresher::run(state.clone())));
     background.push(tokio::spawn(crate::usage::run(state.clone())));
+    background.push(tokio::spawn(replay_client_keys(state.clone())));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let app = router(state.clone());
@@ -266,6 +269,16 @@ async fn watch_config(state: Arc<AppState>, file_config: Value, args: ServeArgs)
         tracing::info!("config: reloaded from Redis");
         state.set_config(next);
         last = now;
+    }
+}
+
+/// Replays client-key requests admitted while the store was unreachable.
+async fn replay_client_keys(state: Arc<AppState>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if state.store.status().connected {
+            state.client_keys.replay(&state.store).await;
+        }
     }
 }
 

@@ -84,7 +84,7 @@ fn pools_for(state: &AppState, req: &Request, path_provider: Option<String>) -> 
 }
 
 async fn list(state: Arc<AppState>, req: Request, path_provider: Option<String>, protocol: Protocol) -> Response {
-    if let Err(e) = check_auth(&state, req.headers(), req.uri().query()) {
+    if let Err(e) = check_auth(&state, req.headers(), req.uri().query()).await {
         return e.into_response_for(protocol);
     }
     if let Some(p) = &path_provider {

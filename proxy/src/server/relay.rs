@@ -43,6 +43,12 @@ pub struct Tracked {
     pub policy: Policy,
     pub verdict: Verdict,
     pub first_byte: bool,
+    /// The client key charged, set on the attempt that answers; its tokens settle at drop.
+    pub charge: Option<crate::client_keys::Charge>,
+    /// (input, output) tokens of the answer, as far as known.
+    pub tokens: (i64, i64),
+    /// Model name for the client key statistics.
+    pub model: String,
     pub _inflight: InFlight,
     pub _slot: Option<SlotGuard>,
 }
@@ -81,6 +87,15 @@ impl Drop for Tracked {
         s.metrics.duration(self.route, self.started.elapsed());
         if tokio::runtime::Handle::try_current().is_err() {
             return;
+        }
+        if let Some(charge) = self.charge.take() {
+            let settlement = poolgate_store::Settlement {
+                model: std::mem::take(&mut self.model),
+                input_tokens: self.tokens.0,
+                output_tokens: self.tokens.1,
+                error: matches!(self.verdict, Verdict::Failed(_)),
+            };
+            crate::client_keys::settle(&s.tasks, &s.store, &charge, settlement);
         }
         match &self.verdict {
             Verdict::Success => {
@@ -123,6 +138,7 @@ impl Answer {
                 };
                 let frames = self.converter.push(&bytes);
                 self.queue.extend(frames);
+                self.tracked.tokens = self.converter.tokens();
                 if let Some(m) = self.converter.upstream_error() {
                     let message = format!("upstream reported an error mid-stream: {m}");
                     self.tracked.verdict = Verdict::Failed(Failure::Server { status: STREAM_BROKEN, message });
@@ -170,8 +186,9 @@ impl Answer {
                 message,
             );
         }
-        self.tracked.commit().await;
         let frames = self.converter.finish();
+        self.tracked.tokens = self.converter.tokens();
+        self.tracked.commit().await;
         self.queue.extend(frames);
     }
 

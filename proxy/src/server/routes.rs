@@ -10,10 +10,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::auth::{key_matches, presented_key};
 use super::dispatch::{dispatch, ClientCall};
 use super::errors::ApiError;
 use super::AppState;
+use crate::client_keys::{identify, Caller};
 use crate::convert::model::parse_gemini_path;
 use crate::convert::{count_tokens, parse_body, Protocol};
 
@@ -29,12 +29,20 @@ pub fn request_id(headers: &HeaderMap) -> String {
         .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()))
 }
 
-/// Checks the client key.
-pub fn check_auth(state: &AppState, headers: &HeaderMap, query: Option<&str>) -> Result<(), ApiError> {
-    if key_matches(presented_key(headers, query), &state.config().api_key) {
-        Ok(())
-    } else {
-        Err(ApiError::unauthorized())
+/// Checks the client key for endpoints that count nothing (model lists, token counts): the main
+/// key, or a client key that exists, is enabled and has not expired.
+pub async fn check_auth(state: &AppState, headers: &HeaderMap, query: Option<&str>) -> Result<(), ApiError> {
+    match identify(&state.config().api_key, headers, query)? {
+        Caller::Main => Ok(()),
+        Caller::Key(hash) => match state.store.get_client_key(&hash).await {
+            Ok(Some((k, _))) if k.enabled && k.expires_at.is_none_or(|t| t > poolgate_store::time::epoch_ms()) => {
+                Ok(())
+            }
+            Ok(Some(_)) => Err(ApiError::new(403, "This API key is disabled or expired")),
+            Ok(None) => Err(ApiError::unauthorized()),
+            Err(e) if e.is_unavailable() => Err(ApiError::new(503, "Client key store is unreachable; retry shortly")),
+            Err(_) => Err(ApiError::new(503, "Client key check is unavailable; retry shortly")),
+        },
     }
 }
 
@@ -108,9 +116,10 @@ async fn generate_in_span(
         state.metrics.request(ep.route, "none", e.status);
         e.into_response_for(protocol)
     };
-    if let Err(e) = check_auth(&state, &parts.headers, parts.uri.query()) {
-        return fail(e);
-    }
+    let caller = match identify(&state.config().api_key, &parts.headers, parts.uri.query()) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
     let raw = match read_body(&state, &parts.headers, body).await {
         Ok(b) => b,
         Err(e) => return fail(e),
@@ -155,6 +164,8 @@ async fn generate_in_span(
         stream,
         request_id,
         started,
+        caller,
+        charge: None,
     };
     dispatch(state, call).await
 }
@@ -214,7 +225,7 @@ pub async fn gemini_generate_p(
 /// `POST /v1/messages/count_tokens`: counted locally, never sent upstream.
 pub async fn count_tokens_handler(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    if let Err(e) = check_auth(&state, &parts.headers, parts.uri.query()) {
+    if let Err(e) = check_auth(&state, &parts.headers, parts.uri.query()).await {
         return e.into_response_for(Protocol::Anthropic);
     }
     let raw = match read_body(&state, &parts.headers, body).await {

@@ -6,6 +6,7 @@
 //! shortly after, and on [`Storage::flush`].
 
 pub mod atomic;
+mod client_keys;
 pub mod paths;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -78,6 +79,7 @@ pub struct FileStore {
     flusher: tokio::task::JoinHandle<()>,
     /// Concurrency slots and leases (in memory: one process).
     coord: crate::coord::LocalCoord,
+    client_keys: Arc<client_keys::LocalClientKeys>,
 }
 
 impl Drop for FileStore {
@@ -110,8 +112,9 @@ impl FileStore {
         };
         let inner =
             Arc::new(Inner { dir, state: Mutex::new(st), io: tokio::sync::Mutex::new(()), wake: Notify::new() });
-        let flusher = tokio::spawn(flush_loop(inner.clone()));
-        Ok(Self { inner, flusher, coord: Default::default() })
+        let keys = Arc::new(client_keys::LocalClientKeys::open(&inner.dir).await?);
+        let flusher = tokio::spawn(flush_loop(inner.clone(), keys.clone()));
+        Ok(Self { inner, flusher, coord: Default::default(), client_keys: keys })
     }
 
     pub fn dir(&self) -> &Path {
@@ -219,15 +222,28 @@ fn render(st: &State, f: File) -> Option<Vec<u8>> {
     Some(atomic::pretty(&v))
 }
 
-async fn flush_loop(inner: Arc<Inner>) {
+async fn flush_loop(inner: Arc<Inner>, keys: Arc<client_keys::LocalClientKeys>) {
+    // Client key counters change on every admitted request; they are written on a timer.
+    let mut tick = tokio::time::interval(CLIENT_KEYS_FLUSH);
     loop {
-        inner.wake.notified().await;
-        tokio::time::sleep(FLUSH_DELAY).await;
-        if let Err(e) = write_dirty(&inner).await {
-            tracing::error!(error = %e, "file storage: write failed; will retry");
+        tokio::select! {
+            _ = inner.wake.notified() => {
+                tokio::time::sleep(FLUSH_DELAY).await;
+                if let Err(e) = write_dirty(&inner).await {
+                    tracing::error!(error = %e, "file storage: write failed; will retry");
+                }
+            }
+            _ = tick.tick() => {
+                if let Err(e) = keys.write().await {
+                    tracing::error!(error = %e, "file storage: client keys write failed; will retry");
+                }
+            }
         }
     }
 }
+
+/// How often changed client key counters are written.
+const CLIENT_KEYS_FLUSH: Duration = Duration::from_millis(500);
 
 #[async_trait]
 impl Storage for FileStore {
@@ -533,7 +549,47 @@ impl Storage for FileStore {
     }
 
     async fn flush(&self) -> Result<()> {
+        self.client_keys.write().await?;
         write_dirty(&self.inner).await
+    }
+
+    async fn put_client_key(&self, hash: &str, key: &crate::ClientKey) -> Result<()> {
+        self.client_keys.put(hash, key).await
+    }
+
+    async fn get_client_key(&self, hash: &str) -> Result<Option<(crate::ClientKey, crate::ClientKeyUsage)>> {
+        Ok(self.client_keys.get(hash))
+    }
+
+    async fn list_client_keys(&self) -> Result<Vec<(String, crate::ClientKey, crate::ClientKeyUsage)>> {
+        Ok(self.client_keys.list())
+    }
+
+    async fn delete_client_key(&self, hash: &str) -> Result<bool> {
+        self.client_keys.delete(hash).await
+    }
+
+    async fn reset_client_key_usage(&self, hash: &str) -> Result<()> {
+        self.client_keys.reset_usage(hash).await
+    }
+
+    async fn admit_client_key(&self, hash: &str, model: &str, provider: &str) -> Result<crate::Admission> {
+        Ok(self.client_keys.admit(hash, model, provider))
+    }
+
+    async fn refund_client_key(&self, ticket: &crate::Ticket) -> Result<()> {
+        self.client_keys.refund(ticket);
+        Ok(())
+    }
+
+    async fn replay_client_key_usage(&self, hash: &str, day: i64, n: i64) -> Result<()> {
+        self.client_keys.replay(hash, day, n);
+        Ok(())
+    }
+
+    async fn settle_client_key(&self, ticket: &crate::Ticket, settlement: &crate::Settlement) -> Result<()> {
+        self.client_keys.settle(ticket, settlement);
+        Ok(())
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod bulk;
 mod cache;
+mod client_keys;
 mod coord;
 mod events;
 mod link;
@@ -657,6 +658,42 @@ impl Storage for RedisStore {
 
     async fn try_lease(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool> {
         coord::try_lease(&self.shared, name, owner, ttl).await
+    }
+
+    async fn put_client_key(&self, hash: &str, key: &crate::ClientKey) -> Result<()> {
+        client_keys::put(&self.shared, hash, key).await
+    }
+
+    async fn get_client_key(&self, hash: &str) -> Result<Option<(crate::ClientKey, crate::ClientKeyUsage)>> {
+        client_keys::get(&self.shared, hash).await
+    }
+
+    async fn list_client_keys(&self) -> Result<Vec<(String, crate::ClientKey, crate::ClientKeyUsage)>> {
+        client_keys::list(&self.shared).await
+    }
+
+    async fn delete_client_key(&self, hash: &str) -> Result<bool> {
+        client_keys::delete(&self.shared, hash).await
+    }
+
+    async fn reset_client_key_usage(&self, hash: &str) -> Result<()> {
+        client_keys::reset_usage(&self.shared, hash).await
+    }
+
+    async fn admit_client_key(&self, hash: &str, model: &str, provider: &str) -> Result<crate::Admission> {
+        client_keys::admit(&self.shared, hash, model, provider).await
+    }
+
+    async fn refund_client_key(&self, ticket: &crate::Ticket) -> Result<()> {
+        client_keys::refund(&self.shared, ticket).await
+    }
+
+    async fn replay_client_key_usage(&self, hash: &str, day: i64, n: i64) -> Result<()> {
+        client_keys::replay(&self.shared, hash, day, n).await
+    }
+
+    async fn settle_client_key(&self, ticket: &crate::Ticket, settlement: &crate::Settlement) -> Result<()> {
+        client_keys::settle(&self.shared, ticket, settlement).await
     }
 
     fn status(&self) -> StorageStatus {
