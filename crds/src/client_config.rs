@@ -54,6 +54,56 @@ pub struct ClientConfigSpec {
     /// What happens to the Redis data when this resource is deleted.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+    /// Client keys (besides the main API key) with their limits; each key's text comes from a
+    /// Secret and is stored in Redis only as its SHA-256. The operator owns these keys' settings
+    /// (never their usage counters) and removes keys it declared once they leave this list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(validation = Rule::new("self.all(k, self.exists_one(j, j.name == k.name))").message("client key names must be unique"))]
+    pub client_keys: Vec<ClientKeySpec>,
+}
+
+/// One client key and its limits (unset limits are unlimited).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientKeySpec {
+    /// Shown in lists and usage statistics.
+    pub name: String,
+    /// Secret key holding the key's text.
+    pub key_secret_ref: SecretKeyRef,
+    /// Refused with 403 when false.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Requests per day (the day of `timezoneOffsetMinutes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily_limit: Option<i64>,
+    /// Requests over the key's life.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_limit: Option<i64>,
+    /// Requests per minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpm_limit: Option<i64>,
+    /// Tokens per minute (counted after each answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpm_limit: Option<i64>,
+    /// Allowed models (empty: all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<String>,
+    /// Allowed provider types (empty: all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub providers: Vec<String>,
+    /// RFC 3339 time after which the key is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// Extra requests beyond the daily limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bonus: Option<i64>,
+    /// The day boundary's offset from UTC in minutes (Beijing: 480).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone_offset_minutes: Option<i32>,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// How to reach Redis.

@@ -14,8 +14,8 @@ pub mod common;
 pub mod provider_pool;
 
 pub use client_config::{
-    ClientConfig, ClientConfigSpec, ClientConfigStatus, DeletionPolicy, GatewaySettings, MigrationPolicy,
-    MigrationSource, MigrationSpec, MigrationStatus, ModelFallback, PluginSetting, RedisSpec,
+    ClientConfig, ClientConfigSpec, ClientConfigStatus, ClientKeySpec, DeletionPolicy, GatewaySettings,
+    MigrationPolicy, MigrationSource, MigrationSpec, MigrationStatus, ModelFallback, PluginSetting, RedisSpec,
 };
 pub use common::{Condition, ConditionStatus, KeyToPath, LocalObjectRef, SecretKeyRef};
 pub use provider_pool::{

@@ -246,6 +246,11 @@ fn pool_doc(accounts: Value, generation_note: &str) -> Value {
     })
 }
 
+const GW_A_ITEMS: &[(&str, &str)] = &[
+    ("codex-dev-at-example.com.json", "codex/codex-dev@example.com.json"),
+    ("codex-missing-at-example.com.json", "codex/codex-missing@example.com.json"),
+];
+
 fn gw_a(items: &[(&str, &str)]) -> Value {
     let items: Vec<Value> = items.iter().map(|(k, p)| json!({"key": k, "path": p})).collect();
     json!({
@@ -335,15 +340,7 @@ async fn scenario() {
 
     // gw-a: migrates the fixtures (deletionPolicy Delete). gw-b: initialised by `poolgate init` (Retain).
     // Items for keys the source lacks are ignored until they appear.
-    kubectl_apply(
-        &kc,
-        w,
-        "gw-a",
-        &gw_a(&[
-            ("codex-dev-at-example.com.json", "codex/codex-dev@example.com.json"),
-            ("codex-missing-at-example.com.json", "codex/codex-missing@example.com.json"),
-        ]),
-    );
+    kubectl_apply(&kc, w, "gw-a", &gw_a(GW_A_ITEMS));
 
     // A pool applied together with the migrating ClientConfig waits for the migration (writing
     // first would make Redis non-empty: the import would be skipped or fail its verify).
@@ -526,6 +523,38 @@ async fn scenario() {
     .await;
     let table = kubectl(&kc, &["get", "pgpool"]);
     assert!(table.contains("openai-custom-e2e") && table.contains("True"), "{table}");
+
+    // A client key declared in the ClientConfig works on both proxies; re-applying the resource
+    // with another limit keeps the key's usage.
+    const USER_KEY: &str = "maki_e2eUserKey0123456789abcdefghij";
+    let user_hash = poolgate_store::ClientKey::hash(USER_KEY);
+    secret(&client, "user-key", &[("key", USER_KEY)]).await;
+    let with_key = |daily: i64| {
+        let mut doc = gw_a(GW_A_ITEMS);
+        doc["spec"]["clientKeys"] =
+            json!([{"name": "friend", "keySecretRef": {"name": "user-key", "key": "key"}, "dailyLimit": daily}]);
+        doc
+    };
+    kubectl_apply(&kc, w, "gw-a", &with_key(100));
+    eventually("the declared client key to be admitted", 30, || async {
+        (chat(port1, USER_KEY).await == 200).then_some(())
+    })
+    .await;
+    assert_eq!(chat(port2, USER_KEY).await, 200);
+    assert_eq!(chat(port1, USER_KEY).await, 200);
+    let (settings, usage) = store_a.get_client_key(&user_hash).await.expect("read").expect("key stored");
+    assert_eq!((settings.name.as_str(), settings.daily_limit, usage.today_usage), ("friend", Some(100), 3));
+    assert!(!serde_json::to_string(&settings).expect("json").contains(USER_KEY), "stored hashed");
+    kubectl_apply(&kc, w, "gw-a", &with_key(4));
+    eventually("the new limit in Redis", 30, || async {
+        let (k, _) = store_a.get_client_key(&user_hash).await.ok()??;
+        (k.daily_limit == Some(4)).then_some(())
+    })
+    .await;
+    let (_, usage) = store_a.get_client_key(&user_hash).await.expect("read").expect("key");
+    assert_eq!(usage.today_usage, 3, "re-applying keeps the usage");
+    assert_eq!(chat(port2, USER_KEY).await, 200);
+    assert_eq!(chat(port1, USER_KEY).await, 429, "the fifth request is over the new limit");
 
     // Add an account and rotate a Secret: the proxies use both without a restart.
     secret(&client, "two-creds", &[("apiKey", "key-two")]).await;

@@ -36,6 +36,7 @@ fn client_config(name: &str) -> ClientConfig {
             gateway: GatewaySettings::default(),
             migration: None,
             deletion_policy: DeletionPolicy::Retain,
+            client_keys: Vec::new(),
         },
     );
     cc.metadata.namespace = Some("ns".into());

@@ -20,6 +20,7 @@ const FAMILIES: &[&str] = &[
     "slot-queue:*",
     "slot-queue-exp:*",
     "lease:*",
+    "client-key-*",
 ];
 
 /// What [`delete_instance`] removed.
@@ -40,8 +41,15 @@ pub async fn delete_instance(store: &RedisStore) -> Result<TeardownReport> {
         report.accounts += store.delete_pool(&t).await?.len();
         report.pools.push(t);
     }
-    let mut dels =
-        vec![keys.config(), keys.password(), keys.meta(), keys.plugins(), keys.usage_cache(), keys.pool_types()];
+    let mut dels = vec![
+        keys.config(),
+        keys.password(),
+        keys.meta(),
+        keys.plugins(),
+        keys.usage_cache(),
+        keys.pool_types(),
+        keys.client_keys(),
+    ];
     for family in FAMILIES {
         dels.extend(store.scan_prefixed(family).await?);
     }

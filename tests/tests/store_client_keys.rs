@@ -132,8 +132,10 @@ fn redis_script_and_file_backend_agree() {
 async fn concurrent_admissions_grant_exactly_the_limit() {
     let server = RedisServer::start().expect("redis");
     let store = std::sync::Arc::new(RedisStore::open(server.settings("cc:")).await.expect("store"));
+    assert!(store.list_client_keys().await.expect("list with no keys").is_empty());
     let key = ClientKey { enabled: true, daily_limit: Some(50), bonus: 5, ..ClientKey::default() };
     store.put_client_key("h", &key).await.expect("put");
+    assert_eq!(store.list_client_keys().await.expect("list").len(), 1);
     let tasks: Vec<_> = (0..200)
         .map(|_| {
             let s = store.clone();

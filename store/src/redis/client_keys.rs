@@ -73,6 +73,9 @@ pub(crate) async fn list(shared: &Shared) -> Result<Vec<(String, ClientKey, Clie
     let mut c = shared.link.conn()?;
     shared.link.count_command();
     let all: HashMap<String, String> = c.hgetall(shared.keys.client_keys()).await.map_err(|e| shared.link.fail(e))?;
+    if all.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut pipe = redis::pipe();
     let hashes: Vec<String> = all.keys().cloned().collect();
     for h in &hashes {

@@ -55,11 +55,13 @@ pub struct Synced {
     pub config: bool,
     pub password: bool,
     pub plugins: bool,
+    /// Client keys written or removed.
+    pub client_keys: usize,
 }
 
 impl Synced {
     pub fn any(&self) -> bool {
-        self.config || self.password || self.plugins
+        self.config || self.password || self.plugins || self.client_keys > 0
     }
 }
 
@@ -85,5 +87,35 @@ pub async fn sync(store: &RedisStore, cc: &ClientConfig, valid: &ValidCc) -> Res
             out.plugins = true;
         }
     }
+    out.client_keys = sync_client_keys(store, cc, valid).await?;
     Ok(out)
+}
+
+/// Writes declared client keys whose settings differ (keeping `createdAt`; usage counters live
+/// apart and are never touched) and removes keys this ClientConfig declared before but no longer
+/// does. Keys made elsewhere (admin API) are left alone, also when they carry the same text.
+async fn sync_client_keys(store: &RedisStore, cc: &ClientConfig, valid: &ValidCc) -> Result<usize, StoreError> {
+    let owner = super::validate::key_owner(cc);
+    let existing = store.list_client_keys().await?;
+    let mut changed = 0;
+    for (hash, want) in &valid.client_keys {
+        let current = existing.iter().find(|(h, _, _)| h == hash).map(|(_, k, _)| k);
+        let mut want = want.clone();
+        want.created_at = current.map_or_else(poolgate_store::time::epoch_ms, |k| k.created_at);
+        if current.is_some_and(|k| k.owner.as_deref() != Some(owner.as_str())) {
+            continue;
+        }
+        if current != Some(&want) {
+            store.put_client_key(hash, &want).await?;
+            changed += 1;
+        }
+    }
+    for (hash, key, _) in &existing {
+        let declared = valid.client_keys.iter().any(|(h, _)| h == hash);
+        if key.owner.as_deref() == Some(owner.as_str()) && !declared {
+            store.delete_client_key(hash).await?;
+            changed += 1;
+        }
+    }
+    Ok(changed)
 }

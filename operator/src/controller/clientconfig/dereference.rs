@@ -41,6 +41,7 @@ pub async fn dereference(client: &kube::Client, cc: &ClientConfig) -> Result<CcR
     if let Some(p) = &cc.spec.admin_password_secret_ref {
         names.insert(p.name.clone());
     }
+    names.extend(cc.spec.client_keys.iter().map(|k| k.key_secret_ref.name.clone()));
     let secrets = secrets::fetch(&Api::<Secret>::namespaced(client.clone(), &ns), &names).await?;
     let source = match cc.spec.migration.as_ref().map(|m| &m.source) {
         None => None,

@@ -115,7 +115,10 @@ async fn apply_cc(cc: &ClientConfig, ctx: &Context) -> Result<Action> {
     };
     if let Some(Ok(w)) = &synced {
         if w.any() {
-            let note = format!("wrote to Redis: config={} password={} plugins={}", w.config, w.password, w.plugins);
+            let note = format!(
+                "wrote to Redis: config={} password={} plugins={} clientKeys={}",
+                w.config, w.password, w.plugins, w.client_keys
+            );
             events::publish(&ctx.recorder, cc, false, "ConfigSynced", "Sync", note).await;
         }
     }

@@ -27,6 +27,8 @@ pub struct ValidCc {
     pub password: Option<String>,
     pub source: Option<ValidSource>,
     pub deletion_policy: DeletionPolicy,
+    /// Declared client keys as (SHA-256 of the key, settings); the key text is not kept.
+    pub client_keys: Vec<(String, poolgate_store::ClientKey)>,
 }
 
 impl std::fmt::Debug for ValidCc {
@@ -93,7 +95,65 @@ pub fn validate(cc: &ClientConfig, refs: &CcRefs) -> Result<ValidCc, Invalid> {
             Some(ValidSource { volume: SourceVolume { secret, name, items }, hash, policy: m.policy })
         }
     };
-    Ok(ValidCc { redis, api_key, password, source, deletion_policy: s.deletion_policy })
+    let client_keys = client_keys(cc, &text)?;
+    Ok(ValidCc { redis, api_key, password, source, deletion_policy: s.deletion_policy, client_keys })
+}
+
+/// The owner mark on client keys this ClientConfig declares.
+pub fn key_owner(cc: &ClientConfig) -> String {
+    use kube::ResourceExt;
+    format!("ClientConfig/{}/{}", cc.namespace().unwrap_or_default(), cc.name_any())
+}
+
+/// Reads each declared key from its Secret and builds the settings stored for it.
+fn client_keys(
+    cc: &ClientConfig,
+    text: &dyn Fn(&str, &poolgate_crds::SecretKeyRef) -> Result<String, Invalid>,
+) -> Result<Vec<(String, poolgate_store::ClientKey)>, Invalid> {
+    let owner = key_owner(cc);
+    let mut out: Vec<(String, poolgate_store::ClientKey)> = Vec::new();
+    for (i, k) in cc.spec.client_keys.iter().enumerate() {
+        let at = format!("spec.clientKeys[{i}] ({:?})", k.name);
+        if k.name.trim().is_empty() {
+            return Err(invalid("InvalidSpec", format!("{at}: name must not be empty")));
+        }
+        let limits = [k.daily_limit, k.total_limit, k.rpm_limit, k.tpm_limit, k.bonus];
+        if limits.iter().flatten().any(|n| *n < 0) {
+            return Err(invalid("InvalidSpec", format!("{at}: limits must not be negative")));
+        }
+        let expires_at = match &k.expires_at {
+            None => None,
+            Some(t) => Some(
+                chrono::DateTime::parse_from_rfc3339(t)
+                    .map_err(|e| invalid("InvalidSpec", format!("{at}: expiresAt is not RFC 3339: {e}")))?
+                    .timestamp_millis(),
+            ),
+        };
+        let key = text(&format!("{at}.keySecretRef"), &k.key_secret_ref)?;
+        let hash = poolgate_store::ClientKey::hash(&key);
+        if out.iter().any(|(h, _)| *h == hash) {
+            return Err(invalid("InvalidSpec", format!("{at}: the same key text is declared twice")));
+        }
+        let settings = poolgate_store::ClientKey {
+            id: k.name.clone(),
+            name: k.name.clone(),
+            enabled: k.enabled,
+            daily_limit: k.daily_limit,
+            total_limit: k.total_limit,
+            rpm_limit: k.rpm_limit,
+            tpm_limit: k.tpm_limit,
+            models: k.models.clone(),
+            providers: k.providers.clone(),
+            expires_at,
+            bonus: k.bonus.unwrap_or(0),
+            timezone_offset_minutes: k.timezone_offset_minutes.unwrap_or(0),
+            prefix: key.chars().take(9).collect(),
+            owner: Some(owner.clone()),
+            ..poolgate_store::ClientKey::default()
+        };
+        out.push((hash, settings));
+    }
+    Ok(out)
 }
 
 /// Lays the source's keys out under the mount root as the reference's tree: explicit items go to
