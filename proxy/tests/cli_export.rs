@@ -130,6 +130,7 @@ async fn exported_files_parse_in_the_reference_formats() {
     let (hash, session) = tokens.iter().next().expect("one");
     assert_eq!(hash.len(), 64);
     assert!(session["username"].is_string() && session["loginTime"].is_i64() && session["expiryTime"].is_i64());
+    assert!(session.get("keyFormat").is_none(), "the marker stays in Redis: {session}");
 
     #[cfg(unix)]
     {
@@ -168,4 +169,28 @@ async fn export_never_prints_secrets_and_fails_with_1_when_redis_is_down() {
     let run = poolgate(&["export", "--output-dir", &dir, "--redis-url", "redis://:pw-secret@127.0.0.1:1/0"]);
     assert_eq!(run.code, 1);
     assert!(!run.all().contains("pw-secret"));
+}
+
+#[tokio::test]
+async fn sessions_the_reference_wrote_are_exported_under_their_hash() {
+    use poolgate_store::Storage;
+    let server = RedisServer::start().expect("redis");
+    let raw = "ab".repeat(32);
+    let expiry = poolgate_store::time::epoch_ms() + 3_600_000;
+    let value = serde_json::json!({"username": "admin", "loginTime": 1, "expiryTime": expiry}).to_string();
+    // The reference: key = the raw bearer token.
+    server.cli(&["SET", &format!("aiclient:sessions:{raw}"), &value, "EX", "3600"]).expect("redis-cli");
+    let store = poolgate_store::RedisStore::open(server.settings("aiclient:")).await.expect("store");
+    let own = poolgate_store::Session { username: "admin".into(), login_time: 2, expiry_time: expiry };
+    store.put_session("cd".repeat(32).as_str(), &own).await.expect("session");
+    store.flush().await.expect("flush");
+    let out = tempfile::tempdir().expect("dir");
+    let run = export_to(&server, out.path(), &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let doc = read_json(&out.path().join("token-store.json"));
+    assert_eq!(doc["keyFormat"], "sha256");
+    let tokens = doc["tokens"].as_object().expect("tokens");
+    assert!(tokens.contains_key(&transfer::session_hash(&raw)), "the raw token is hashed: {doc}");
+    assert!(!tokens.contains_key(&raw), "{doc}");
+    assert!(tokens.contains_key(&transfer::session_hash(&"cd".repeat(32))), "poolgate's own key as is: {doc}");
 }

@@ -130,7 +130,9 @@ async fn every_item_lands_under_the_reference_keys() {
     let DumpValue::Hash(meta) = &d[&k.meta()].value else { panic!("meta") };
     assert_eq!(meta["version"], "1.0");
     assert_eq!(meta["migratedFrom"], "file");
-    assert_eq!(meta["providerPoolsMigrated"], "12");
+    // As the reference: the number of accounts (nodes), not of pools.
+    let accounts: usize = pools.as_object().expect("pools").values().map(|v| v.as_array().map_or(0, Vec::len)).sum();
+    assert_eq!(meta["providerPoolsMigrated"], accounts.to_string());
     assert_eq!(meta["configMigrated"], "true");
     assert!(meta.contains_key("migratedAt"));
 }
@@ -198,27 +200,56 @@ async fn existing_items_are_kept_unless_force_and_verify_fails_loudly_on_differe
 }
 
 #[tokio::test]
-async fn malformed_files_are_reported_with_path_line_and_column_and_the_rest_still_imports() {
+async fn malformed_files_are_reported_with_path_line_and_column_and_nothing_is_written() {
     let server = RedisServer::start().expect("redis");
     let fx = Fixture::clean();
     fx.write("plugins.json", "{\n  \"plugins\": {\n    \"a\": [1,, 2]\n  }\n}\n");
     fx.write("qwen/oauth_creds.json", "{\"access_token\": \"q\",\n\"refresh_token\": }");
     let run = migrate(&server, &fx, &["--json"]);
     assert_eq!(run.code, 3, "{}", run.all());
-    let errors = run.json()["errors"].as_array().expect("errors").clone();
+    let s = run.json();
+    let errors = s["errors"].as_array().expect("errors").clone();
     let text = serde_json::to_string(&errors).expect("json");
     assert_eq!(errors.len(), 2, "{text}");
     assert!(text.contains("plugins.json") && text.contains("line 3, column"), "{text}");
     assert!(text.contains("openai-qwen-oauth/a0b1c2d3") && text.contains("oauth_creds.json"), "{text}");
     assert!(text.contains("line 2, column"), "{text}");
+    assert_eq!(s["nothingWritten"], true, "{s}");
+    assert!(dump(&server, PREFIX).await.is_empty(), "a source that does not parse writes nothing");
 
+    // With --partial, what parses is imported and the broken items are left out.
+    let run = migrate(&server, &fx, &["--json", "--partial"]);
+    assert_eq!(run.code, 3, "{}", run.all());
     let d = dump(&server, PREFIX).await;
     let k = Keys::default();
     assert!(!d.contains_key(&k.plugins()), "a bad item is not written at all");
     assert!(!d.contains_key(&k.token("openai-qwen-oauth", "a0b1c2d3-e4f5-4061-8273-8495a6b7c8d9")));
-    assert!(d.contains_key(&k.config()), "other items still import");
+    assert!(d.contains_key(&k.config()), "other items import");
     assert!(d.contains_key(&k.pool("openai-qwen-oauth")), "the account imports without its token");
     assert!(d.contains_key(&k.token("openai-iflow", "11223344-5566-7788-99aa-bbccddeeff00")));
+}
+
+#[tokio::test]
+async fn a_malformed_pools_file_writes_nothing_and_links_no_orphan_tokens() {
+    let server = RedisServer::start().expect("redis");
+    let fx = Fixture::clean();
+    let good = std::fs::read_to_string(fx.configs().join("provider_pools.json")).expect("pools");
+    fx.write("provider_pools.json", "{\n  \"gemini-cli-oauth\": [\n    {\"uuid\": \"x\",, }\n  ]\n}\n");
+    let run = migrate(&server, &fx, &["--json"]);
+    assert_eq!(run.code, 3, "{}", run.all());
+    assert!(run.all().contains("provider_pools.json") && run.all().contains("line 3"), "{}", run.all());
+    assert!(dump(&server, PREFIX).await.is_empty(), "config, pwd, plugins, sessions and meta wait for a clean source");
+    // Even importing what parses, the token files the broken file would link are not guessed.
+    let run = migrate(&server, &fx, &["--json", "--partial"]);
+    assert_eq!(run.code, 3);
+    let d = dump(&server, PREFIX).await;
+    assert!(d.contains_key(&Keys::default().config()));
+    let orphans: Vec<&String> = d.keys().filter(|k| k.starts_with("aiclient:tokens:")).collect();
+    assert!(orphans.is_empty(), "orphan token keys: {orphans:?}");
+    // The corrected file then imports cleanly, with every token under its account.
+    fx.write("provider_pools.json", &good);
+    let run = migrate(&server, &fx, &["--json", "--verify"]);
+    assert_eq!(run.code, 0, "{}", run.all());
 }
 
 #[tokio::test]
@@ -264,6 +295,18 @@ async fn unreachable_redis_exits_1_without_printing_the_password() {
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(!run.all().contains("hunter2"), "{}", run.all());
     assert!(run.stderr.contains("***"), "{}", run.stderr);
+    // Malformed URLs are not echoed either, whatever part the password sits in.
+    for url in [
+        "redis:/:hunter2@127.0.0.1:6379/0",
+        "redis://user:hunter2@[::1",
+        "hunter2",
+        "redis//:hunter2@host:6379",
+        "redis://:hunter2@host:port/0?x=hunter2",
+    ] {
+        let run = poolgate(&["migrate", "--config-dir", &dir, "--redis-url", url]);
+        assert_eq!(run.code, 1, "{url}: {}", run.all());
+        assert!(!run.all().contains("hunter2"), "{url}: {}", run.all());
+    }
 }
 
 #[test]

@@ -437,3 +437,67 @@ async fn kill_9_loses_no_answer_the_client_fully_received() {
     assert!(usage >= completed as i64, "usage lost to kill -9: {usage} stored < {completed} received");
     assert!(usage <= (completed + 4 * CLIENTS) as i64, "at most the in-flight answers are extra: {usage}");
 }
+
+/// Starts `poolgate serve` on `dir` and `port` without `--host` (and without a key unless `key`).
+fn spawn_plain(dir: &std::path::Path, port: u16, key: Option<&str>) -> (std::process::Child, std::path::PathBuf) {
+    let log = dir.join(format!("plain-{port}.log"));
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_poolgate"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "info")
+        .args(["serve", "--config-dir"])
+        .arg(dir)
+        .args(["--port", &port.to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"));
+    if let Some(k) = key {
+        cmd.env("REQUIRED_API_KEY", k);
+    }
+    (cmd.spawn().expect("spawn"), log)
+}
+
+async fn wait_listening(log: &std::path::Path) -> String {
+    for _ in 0..200 {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains("poolgate listening") {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("not listening:\n{}", std::fs::read_to_string(log).unwrap_or_default());
+}
+
+#[tokio::test]
+async fn the_public_default_key_listens_on_loopback_only() {
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_port();
+    let (mut child, log) = spawn_plain(dir.path(), port, None);
+    let text = wait_listening(&log).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(text.contains(&format!("addr=127.0.0.1:{port}")), "{text}");
+    assert!(text.contains("listens on 127.0.0.1 only") && text.contains("REQUIRED_API_KEY"), "{text}");
+    assert!(!text.contains('\u{1b}'), "no colour codes in a log file:\n{text:?}");
+
+    let port = free_port();
+    let (mut child, log) = spawn_plain(dir.path(), port, Some("a-real-key-123"));
+    let text = wait_listening(&log).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(text.contains(&format!("addr=0.0.0.0:{port}")), "a configured key serves the network: {text}");
+    assert!(!text.contains("a-real-key-123"));
+}
+
+#[tokio::test]
+async fn the_startup_log_says_where_the_config_came_from() {
+    let server = RedisServer::start().expect("redis");
+    let store = RedisStore::open(server.settings("pgl:")).await.expect("store");
+    store.set_config(&json!({"SCHEDULED_HEALTH_CHECK": {"enabled": false}})).await.expect("config");
+    let dir = tempfile::tempdir().expect("dir");
+    let env = vec![("REDIS_URL", server.url()), ("REDIS_KEY_PREFIX", "pgl:".to_string())];
+    let gw = Gateway::start(dir.path(), &env).await;
+    let logs = gw.logs();
+    assert!(logs.contains("config: from Redis (no config.json)"), "{logs}");
+    assert!(!logs.contains("no config file"), "{logs}");
+}

@@ -28,6 +28,10 @@ pub struct MigrateArgs {
     /// After importing, compare every item in Redis with its source field by field; exit 3 on any difference.
     #[arg(long)]
     pub verify: bool,
+    /// Import what parses even when some files do not (by default a source with any unreadable
+    /// item writes nothing).
+    #[arg(long)]
+    pub partial: bool,
     /// Print a machine-readable JSON summary on stdout.
     #[arg(long)]
     pub json: bool,
@@ -43,6 +47,7 @@ pub async fn run(args: MigrateArgs) -> ExitCode {
         dry_run: args.dry_run,
         force: args.force,
         verify: args.verify,
+        partial: args.partial,
     };
     let progress = StderrProgress::new(args.json);
     let outcome = transfer::migrate(&store, &opts, &progress).await;
@@ -84,6 +89,11 @@ fn print_human(args: &MigrateArgs, target: &str, s: &MigrateSummary) {
         Some(true) => println!("verification passed"),
         Some(false) => print_errors("verification FAILED", &s.verify_errors),
         None => {}
+    }
+    if s.nothing_written {
+        println!(
+            "nothing was written: fix the files named above and run again (or pass --partial to import what parses)"
+        );
     }
     if !s.success {
         println!("some items failed: exit code 3");

@@ -21,7 +21,11 @@ pub struct ModelFallback {
 #[derive(Clone, PartialEq)]
 pub struct GatewayConfig {
     pub api_key: String,
+    /// `HOST`. Without one (and without `--host`), `0.0.0.0` — or `127.0.0.1` while the key is
+    /// the public default, so a fresh start cannot be used from the network by anyone.
     pub host: String,
+    /// `HOST` was given (config, environment or flag).
+    pub host_set: bool,
     pub port: u16,
     /// `MODEL_PROVIDER`: a string, comma list or array; the first is the default.
     pub model_providers: Vec<String>,
@@ -123,6 +127,7 @@ impl GatewayConfig {
         Self {
             api_key: s("REQUIRED_API_KEY").filter(|k| !k.is_empty()).unwrap_or_else(|| DEFAULT_API_KEY.into()),
             host: s("HOST").unwrap_or_else(|| "0.0.0.0".into()),
+            host_set: s("HOST").is_some(),
             port: n("SERVER_PORT").and_then(|p| u16::try_from(p).ok()).unwrap_or(3000),
             model_providers,
             max_error_count: n("MAX_ERROR_COUNT").unwrap_or(10),

@@ -202,15 +202,18 @@ pub struct Loaded {
     pub file_config: Value,
 }
 
-fn read_file_config(args: &ServeArgs) -> anyhow::Result<Value> {
+fn is_loopback(host: &str) -> bool {
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// config.json, or `None` when there is none.
+fn read_file_config(args: &ServeArgs) -> anyhow::Result<Option<Value>> {
     let path = args.config_dir.join("config.json");
     match std::fs::read_to_string(&path) {
         Ok(text) => serde_json::from_str::<Value>(&text)
+            .map(Some)
             .map_err(|e| anyhow::anyhow!("{}: line {} column {}: {e}", path.display(), e.line(), e.column())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            tracing::warn!(path = %path.display(), "no config file: running on built-in defaults");
-            Ok(Value::Object(Default::default()))
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(anyhow::anyhow!("{}: {e}", path.display())),
     }
 }
@@ -219,6 +222,7 @@ fn effective(args: &ServeArgs, raw: Value) -> GatewayConfig {
     let mut config = GatewayConfig::from_value(raw, |k| std::env::var(k).ok());
     if let Some(h) = &args.host {
         config.host.clone_from(h);
+        config.host_set = true;
     }
     if let Some(p) = args.port {
         config.port = p;
@@ -229,12 +233,17 @@ fn effective(args: &ServeArgs, raw: Value) -> GatewayConfig {
     if let Some(m) = &args.model_provider {
         config.model_providers = m.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
     }
+    if !config.host_set && config.api_key == config::DEFAULT_API_KEY {
+        config.host = "127.0.0.1".into();
+    }
     config
 }
 
 /// Reads config.json, opens the store, and lets the Redis copy of the config win.
 pub async fn load(args: &ServeArgs) -> anyhow::Result<Loaded> {
-    let file_config = read_file_config(args)?;
+    let found = read_file_config(args)?;
+    let file_present = found.is_some();
+    let file_config = found.unwrap_or_else(|| Value::Object(Default::default()));
     let redis = RedisSettings::from_env(Some(&file_config))?;
     let store = poolgate_store::open(&redis, &args.config_dir).await?;
     let stored = match store.get_config().await {
@@ -242,10 +251,29 @@ pub async fn load(args: &ServeArgs) -> anyhow::Result<Loaded> {
         Err(e) if e.is_unavailable() => None,
         Err(e) => return Err(e.into()),
     };
+    let path = args.config_dir.join("config.json");
+    match (redis.enabled && stored.is_some(), file_present) {
+        (true, true) => tracing::info!(file = %path.display(), "config: from Redis, laid over config.json"),
+        (true, false) => tracing::info!("config: from Redis (no config.json)"),
+        (false, true) => tracing::info!(file = %path.display(), "config: from config.json"),
+        (false, false) => tracing::warn!(path = %path.display(), "no config file: running on built-in defaults"),
+    }
     let raw = if redis.enabled { config::merge(file_config.clone(), stored) } else { file_config.clone() };
     let config = effective(args, raw);
     if config.api_key == config::DEFAULT_API_KEY {
-        tracing::warn!("REQUIRED_API_KEY is the public default: set one before exposing poolgate");
+        if config.host_set && !is_loopback(&config.host) {
+            tracing::warn!(
+                host = %config.host,
+                "REQUIRED_API_KEY is the public default and HOST is not loopback: anyone who can reach this port \
+                 can spend the configured accounts; set REQUIRED_API_KEY (config.json, environment or --api-key)"
+            );
+        } else if !config.host_set {
+            tracing::warn!(
+                "REQUIRED_API_KEY is the public default, so poolgate listens on 127.0.0.1 only; to serve the \
+                 network set REQUIRED_API_KEY (config.json, environment or --api-key), which also makes it \
+                 listen on 0.0.0.0 (or choose the address with HOST / --host)"
+            );
+        }
     }
     Ok(Loaded { store, redis, config, file_config })
 }

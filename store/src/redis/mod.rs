@@ -606,7 +606,11 @@ impl Storage for RedisStore {
     }
 
     async fn put_session(&self, token: &str, session: &Session) -> Result<Applied> {
-        let value = serde_json::to_string(session).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        // Marked, so `export` can tell these hashed keys from the reference's raw-token keys (both
+        // are 64 hex digits); readers ignore the extra field.
+        let mut v = serde_json::to_value(session).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        v[crate::file::paths::SESSION_KEY_FORMAT_FIELD] = crate::file::paths::SESSION_KEY_FORMAT_SHA256.into();
+        let value = v.to_string();
         let key = session_key(&self.shared.keys, token);
         Ok(self.submit(Write::SetUntil { key, value, expires_ms: session.expiry_time }).await?.map(|_| ()))
     }

@@ -192,10 +192,16 @@ fn sessions_file(snap: &Snapshot, sum: &mut ExportSummary) -> Option<OutFile> {
     }
     let now = epoch_ms();
     let mut tokens = Map::new();
-    for (i, (hash, raw)) in snap.sessions.iter().enumerate() {
-        let Some(v) = parse(&format!("session #{}", i + 1), raw, sum) else { continue };
+    for (i, (key, raw)) in snap.sessions.iter().enumerate() {
+        let Some(mut v) = parse(&format!("session #{}", i + 1), raw, sum) else { continue };
+        // poolgate marks the sessions it writes (key = SHA-256 of the token); the reference's keys
+        // are the raw tokens, hashed here so the whole file is in the one format it declares.
+        let hashed =
+            v.as_object_mut().and_then(|o| o.remove(SESSION_KEY_FORMAT_FIELD)).as_ref().and_then(Value::as_str)
+                == Some(SESSION_KEY_FORMAT_SHA256);
+        let hash = if hashed { key.clone() } else { super::session_hash(key) };
         if v.get("expiryTime").and_then(Value::as_i64).is_some_and(|t| t > now) {
-            tokens.insert(hash.clone(), v);
+            tokens.insert(hash, v);
             sum.sessions_exported += 1;
         }
     }

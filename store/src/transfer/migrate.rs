@@ -26,6 +26,8 @@ pub struct MigrateOptions {
     pub dry_run: bool,
     pub force: bool,
     pub verify: bool,
+    /// Import what parses even when some source file does not (otherwise nothing is written).
+    pub partial: bool,
 }
 
 /// What will be written.
@@ -49,13 +51,15 @@ pub async fn migrate(
         ..MigrateSummary::default()
     };
     let plan = plan(store, &src, opts.force, &mut sum).await?;
-    if !opts.dry_run {
+    // All or nothing: a source that does not parse writes nothing unless asked to.
+    sum.nothing_written = src.unparsable > 0 && !opts.partial && !opts.dry_run;
+    if !opts.dry_run && !sum.nothing_written {
         write(store, plan, progress).await?;
         if sum.imported() > 0 {
             store.write_items(&[vec![meta(store.keys(), &sum)]], &mut |_| {}).await?;
         }
     }
-    if opts.verify && !opts.dry_run {
+    if opts.verify && !opts.dry_run && !sum.nothing_written {
         sum.verify_errors = verify::verify(store, &src).await?;
         sum.verified = Some(sum.verify_errors.is_empty());
     }
@@ -124,7 +128,15 @@ async fn plan(store: &RedisStore, src: &Source, force: bool, sum: &mut MigrateSu
             continue;
         }
         sum.sessions_imported += 1;
-        plan.items.push(vec![BulkWrite::SetAt { key, value: s.session.to_string(), expires_at_ms: s.expires_at_ms }]);
+        // Marked as poolgate marks the sessions it writes (the key is the token's SHA-256).
+        let mut value = s.session.clone();
+        if let Some(o) = value.as_object_mut() {
+            o.insert(
+                crate::file::paths::SESSION_KEY_FORMAT_FIELD.into(),
+                crate::file::paths::SESSION_KEY_FORMAT_SHA256.into(),
+            );
+        }
+        plan.items.push(vec![BulkWrite::SetAt { key, value: value.to_string(), expires_at_ms: s.expires_at_ms }]);
     }
     Ok(plan)
 }
@@ -175,7 +187,8 @@ fn meta(keys: &Keys, sum: &MigrateSummary) -> BulkWrite {
         ("version", META_VERSION.to_string()),
         ("migratedAt", iso_now()),
         ("migratedFrom", "file".to_string()),
-        ("providerPoolsMigrated", sum.pools_imported.to_string()),
+        // The reference counts accounts here (its `providerPoolsMigrated` is the number of nodes).
+        ("providerPoolsMigrated", sum.providers_imported.to_string()),
         ("providersMigrated", sum.providers_imported.to_string()),
         ("tokensMigrated", sum.tokens_imported.to_string()),
         ("legacyTokensMigrated", sum.legacy_tokens_imported.to_string()),

@@ -44,6 +44,8 @@ pub struct MigrateSummary {
     /// `None` without `--verify`.
     pub verified: Option<bool>,
     pub verify_errors: Vec<ItemError>,
+    /// Some source item did not parse, so nothing was written (without `--partial`).
+    pub nothing_written: bool,
 }
 
 impl MigrateSummary {

@@ -26,6 +26,8 @@ pub struct Source {
     pub usage_cache: Option<Value>,
     pub plugins: Option<Value>,
     pub errors: Vec<ItemError>,
+    /// How many of `errors` are items that do not parse (the rest are missing token files).
+    pub unparsable: usize,
 }
 
 /// One provider type's accounts, in file order.
@@ -56,6 +58,12 @@ pub struct SessionSource {
 }
 
 impl Source {
+    /// Records an item that does not parse (as opposed to one that is missing).
+    fn broken(&mut self, e: ItemError) {
+        self.unparsable += 1;
+        self.errors.push(e);
+    }
+
     /// Reads `dir`; fails only when the directory itself cannot be read.
     pub async fn load(dir: &Path, now_ms: i64) -> crate::Result<Self> {
         tokio::fs::metadata(dir).await.map_err(|e| crate::StoreError::io(dir, e))?;
@@ -64,14 +72,19 @@ impl Source {
         s.password = s.password_file(&dir.join(paths::PASSWORD)).await;
         s.usage_cache = s.json_file(&dir.join(paths::USAGE)).await;
         s.plugins = s.object_file(&dir.join(paths::PLUGINS)).await;
+        let errors_before = s.unparsable;
         if let Some(v) = s.json_file(&dir.join(paths::POOLS)).await {
             s.read_pools(&dir.join(paths::POOLS), v);
         }
+        let pools_broken = s.unparsable > errors_before;
         if let Some(v) = s.json_file(&dir.join(paths::SESSIONS)).await {
             s.read_sessions(&dir.join(paths::SESSIONS), &v, now_ms);
         }
         let referenced = s.read_account_tokens(dir).await;
-        s.scan_legacy_dirs(dir, &referenced).await;
+        // Token files a broken provider_pools.json would link are not guessed from file names.
+        if !pools_broken {
+            s.scan_legacy_dirs(dir, &referenced).await;
+        }
         Ok(s)
     }
 
@@ -84,7 +97,7 @@ impl Source {
         match atomic::read_json(path).await {
             Ok(v) => v,
             Err(e) => {
-                self.errors.push(ItemError::new(path.display().to_string(), e));
+                self.broken(ItemError::new(path.display().to_string(), e));
                 None
             }
         }
@@ -94,7 +107,7 @@ impl Source {
         match self.json_file(path).await? {
             v @ Value::Object(_) => Some(v),
             _ => {
-                self.errors.push(ItemError::new(path.display().to_string(), "not a JSON object"));
+                self.broken(ItemError::new(path.display().to_string(), "not a JSON object"));
                 None
             }
         }
@@ -104,7 +117,7 @@ impl Source {
         match atomic::read(path).await {
             Ok(v) => v.map(|p| p.trim().to_string()).filter(|p| !p.is_empty()),
             Err(e) => {
-                self.errors.push(ItemError::new(path.display().to_string(), e));
+                self.broken(ItemError::new(path.display().to_string(), e));
                 None
             }
         }
@@ -112,12 +125,12 @@ impl Source {
 
     fn read_pools(&mut self, path: &Path, v: Value) {
         let Value::Object(pools) = v else {
-            self.errors.push(ItemError::new(path.display().to_string(), "not a JSON object keyed by provider type"));
+            self.broken(ItemError::new(path.display().to_string(), "not a JSON object keyed by provider type"));
             return;
         };
         for (name, accounts) in pools {
             let Value::Array(items) = accounts else {
-                self.errors.push(ItemError::new(format!("pool {name}"), "is not a JSON array of accounts"));
+                self.broken(ItemError::new(format!("pool {name}"), "is not a JSON array of accounts"));
                 continue;
             };
             let mut seen = HashSet::new();
@@ -128,7 +141,7 @@ impl Source {
                         .errors
                         .push(ItemError::new(format!("account {name}/{}", a.uuid()), "uuid repeated in the pool")),
                     Ok(a) => pool.accounts.push(a),
-                    Err(msg) => self.errors.push(ItemError::new(format!("account {name}[{i}]"), msg)),
+                    Err(msg) => self.broken(ItemError::new(format!("account {name}[{i}]"), msg)),
                 }
             }
             self.pools.push(pool);
@@ -139,7 +152,7 @@ impl Source {
         let hashed = v.get(SESSION_KEY_FORMAT_FIELD).and_then(Value::as_str) == Some(SESSION_KEY_FORMAT_SHA256);
         let Some(tokens) = v.get("tokens").and_then(Value::as_object) else {
             if v.get("tokens").is_some() {
-                self.errors.push(ItemError::new(path.display().to_string(), "\"tokens\" is not a JSON object"));
+                self.broken(ItemError::new(path.display().to_string(), "\"tokens\" is not a JSON object"));
             }
             return;
         };
@@ -147,11 +160,11 @@ impl Source {
             // Name sessions by position: the key is a bearer credential.
             let item = format!("session #{} in {}", i + 1, path.display());
             let Some(expiry) = session.get("expiryTime").and_then(Value::as_i64) else {
-                self.errors.push(ItemError::new(item, "has no integer \"expiryTime\""));
+                self.broken(ItemError::new(item, "has no integer \"expiryTime\""));
                 continue;
             };
             if hashed && !is_sha256_hex(key) {
-                self.errors.push(ItemError::new(item, "key is not a SHA-256 hex digest"));
+                self.broken(ItemError::new(item, "key is not a SHA-256 hex digest"));
                 continue;
             }
             if expiry <= now_ms {
@@ -186,7 +199,7 @@ impl Source {
                     format!("token file {} not found", path.display()),
                 )),
                 Ok(None) => {}
-                Err(msg) => self.errors.push(ItemError::new(format!("token of {label}"), msg)),
+                Err(msg) => self.broken(ItemError::new(format!("token of {label}"), msg)),
             }
         }
         referenced
@@ -216,7 +229,7 @@ impl Source {
                         self.tokens.push(TokenSource { pool: kind.base.into(), id, path, token, legacy: true })
                     }
                     Ok(None) => {}
-                    Err(msg) => self.errors.push(ItemError::new(item, msg)),
+                    Err(msg) => self.broken(ItemError::new(item, msg)),
                 }
             }
         }
