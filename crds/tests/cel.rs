@@ -72,7 +72,7 @@ fn cases(message: &str) -> Vec<(Value, Option<Value>, bool)> {
         "providerType must not be empty" | "keyPrefix must not be empty" => {
             vec![(json!("x"), None, true), (json!(""), None, false)]
         }
-        "account names must be unique" => vec![
+        "account names must be unique" | "client key names must be unique" => vec![
             (json!([]), None, true),
             (json!([{"name": "a"}, {"name": "b"}]), None, true),
             (json!([{"name": "a"}, {"name": "b"}, {"name": "a"}]), None, false),
@@ -95,6 +95,7 @@ fn every_cel_rule_of_the_crds_holds_on_its_cases() {
         "providerType is immutable",
         "providerType must not be empty",
         "account names must be unique",
+        "client key names must be unique",
         "keyPrefix is immutable",
         "keyPrefix must not be empty",
         "set exactly one of configMapRef and secretRef",

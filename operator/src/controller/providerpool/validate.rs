@@ -165,6 +165,9 @@ pub fn is_http_url(url: &str) -> bool {
                 && url.split_once("://").is_some_and(|(_, rest)| !rest.starts_with('/'))
                 && u.username().is_empty()
                 && u.password().is_none()
+                // The request path is appended to the base: a query or fragment cannot work.
+                && u.query().is_none()
+                && u.fragment().is_none()
         }
         Err(_) => false,
     }
@@ -262,7 +265,7 @@ pub fn validate(pool: &ProviderPool, refs: &PoolRefs) -> Result<ValidPool, Inval
         if a.settings.base_url.as_deref().is_some_and(|u| !is_http_url(u)) {
             return Err(Invalid::new(
                 "InvalidSpec",
-                format!("{at}: settings.baseUrl must be an http:// or https:// URL with a host (and no user info)"),
+                format!("{at}: settings.baseUrl must be an http:// or https:// URL with a host (no user info, query string or fragment; put keys in the credentials Secret)"),
             ));
         }
         if let Some(f) = a.settings.extra.keys().find(|f| reserved_extra(kind, f)) {
@@ -320,4 +323,18 @@ fn is_dns_label(s: &str) -> bool {
         && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::is_http_url;
+
+    #[test]
+    fn base_urls_take_no_credentials_query_or_fragment() {
+        assert!(is_http_url("https://api.example.com/v1"));
+        assert!(!is_http_url("https://api.example.com/v1?api-key=secret"));
+        assert!(!is_http_url("https://api.example.com/v1#x"));
+        assert!(!is_http_url("https://user:pw@api.example.com/v1"));
+        assert!(!is_http_url("ftp://api.example.com"));
+    }
 }
