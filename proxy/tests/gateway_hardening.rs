@@ -295,7 +295,7 @@ async fn clients_are_served_while_thousands_of_connections_hold_half_sent_header
     let n = connection_budget(5000);
     assert!(n >= 1000, "too few file descriptors for the test: {n}");
     let opened = Instant::now();
-    let mut held: Vec<TcpStream> = futures::stream::iter(0..n)
+    let held: Vec<TcpStream> = futures::stream::iter(0..n)
         .map(|_| {
             let addr = addr.clone();
             async move {
