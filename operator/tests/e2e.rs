@@ -467,10 +467,12 @@ async fn scenario() {
     let config = store_a.get_config().await.expect("config").expect("config present");
     assert_eq!((config["REQUIRED_API_KEY"].clone(), config["MAX_ERROR_COUNT"].clone()), (json!(KEY_A), json!(7)));
     assert_eq!(config["SERVER_PORT"], json!(3000), "migrated fields the spec does not set are kept");
-    assert_eq!(store_a.get_password().await.expect("pwd").as_deref(), Some("pw-a"));
+    let stored = store_a.get_password().await.expect("pwd").expect("set");
+    assert!(poolgate_store::password::verify("pw-a", &stored), "stored hashed: {stored}");
     let store_b = open_store(&redis, "b:").await;
     assert_eq!(store_b.get_config().await.expect("cfg").expect("cfg")["REQUIRED_API_KEY"], json!("sk-gateway-b"));
-    assert_eq!(store_b.get_password().await.expect("pwd"), Some(generated_pw.clone()));
+    let stored = store_b.get_password().await.expect("pwd").expect("set");
+    assert!(poolgate_store::password::verify(&generated_pw, &stored), "stored hashed");
     // The early pool went on once gw-a was Ready, and the migration was not disturbed.
     eventually("the early pool Ready", 30, || async {
         let st = pools.get("early").await.ok()?.status?;

@@ -6,6 +6,7 @@
 //! [`pool`] chooses accounts and keeps their health, [`server`] runs the gateway over the
 //! storage layer, and [`metrics`] exports Prometheus metrics.
 
+pub mod admin;
 pub mod cli;
 pub mod client_keys;
 pub mod convert;

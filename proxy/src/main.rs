@@ -26,6 +26,8 @@ enum Command {
     Export(poolgate_proxy::cli::export::ExportArgs),
     /// Seed a fresh Redis so the proxy starts without files.
     Init(poolgate_proxy::cli::init::InitArgs),
+    /// Store the admin (web UI) password, hashed, where the gateway reads it.
+    AdminPassword(poolgate_proxy::cli::admin_password::AdminPasswordArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,5 +49,6 @@ fn main() -> ExitCode {
         Some(Command::Migrate(args)) => rt.block_on(poolgate_proxy::cli::migrate::run(args)),
         Some(Command::Export(args)) => rt.block_on(poolgate_proxy::cli::export::run(args)),
         Some(Command::Init(args)) => rt.block_on(poolgate_proxy::cli::init::run(args)),
+        Some(Command::AdminPassword(args)) => rt.block_on(poolgate_proxy::cli::admin_password::run(args)),
     }
 }

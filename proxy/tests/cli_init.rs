@@ -28,8 +28,12 @@ async fn init_seeds_everything_the_proxy_needs_and_prints_generated_credentials_
     assert!(key.starts_with("sk-") && key.len() == 51, "{key}");
     assert_eq!(run.stdout.matches(key).count(), 1, "printed exactly once");
     assert_eq!(config["SERVER_PORT"], 3000);
-    let DumpValue::String(pwd) = &d[&k.password()].value else { panic!("pwd") };
-    assert_eq!(run.stdout.matches(pwd.as_str()).count(), 1);
+    let DumpValue::String(stored) = &d[&k.password()].value else { panic!("pwd") };
+    assert!(stored.starts_with("pbkdf2:"), "stored hashed: {stored}");
+    let line = run.stdout.lines().find(|l| l.starts_with("Generated web UI password: ")).expect("printed");
+    let pwd = line.trim_start_matches("Generated web UI password: ").trim();
+    assert!(poolgate_store::password::verify(pwd, stored), "the printed password opens the stored hash");
+    assert_eq!(run.stdout.matches(pwd).count(), 1);
     assert_ne!(pwd, "admin123", "no well-known default password");
     assert_eq!(string_json(&d, &k.plugins()), transfer::init::default_plugins());
     let DumpValue::Set(types) = &d[&k.pool_types()].value else { panic!("pool-types") };
@@ -69,7 +73,8 @@ async fn given_credentials_are_stored_and_never_printed() {
     let d = dump(&server, PREFIX).await;
     assert_eq!(string_json(&d, "aiclient:config")["REQUIRED_API_KEY"], "sk-given-123");
     assert_eq!(string_json(&d, "aiclient:config")["SERVER_PORT"], 8080);
-    assert_eq!(d["aiclient:pwd"].value, DumpValue::String("pw-given-456".into()));
+    let DumpValue::String(stored) = &d["aiclient:pwd"].value else { panic!("pwd") };
+    assert!(stored.starts_with("pbkdf2:") && poolgate_store::password::verify("pw-given-456", stored));
 }
 
 #[tokio::test]
@@ -155,8 +160,8 @@ async fn init_takes_credentials_from_the_environment_and_quiet_secrets_never_pri
     let d = dump(&server, PREFIX).await;
     let k = Keys::default();
     assert_eq!(string_json(&d, &k.config())["REQUIRED_API_KEY"], "sk-from-env-0123");
-    let DumpValue::String(pwd) = &d[&k.password()].value else { panic!("pwd") };
-    assert_eq!(pwd, "pw-from-env-0123");
+    let DumpValue::String(stored) = &d[&k.password()].value else { panic!("pwd") };
+    assert!(poolgate_store::password::verify("pw-from-env-0123", stored), "stored hashed: {stored}");
     assert!(!run.all().contains("from-env"), "given credentials are never printed: {}", run.all());
 
     // Generated ones are not printed either with --quiet-secrets (human or JSON).

@@ -43,6 +43,17 @@ pub struct ClientKey {
 }
 
 impl ClientKey {
+    /// Why the key refuses every request at `now_ms` (disabled or expired), if it does.
+    pub fn refusal(&self, now_ms: i64) -> Option<Admission> {
+        if !self.enabled {
+            Some(Admission::Disabled)
+        } else if self.expires_at.is_some_and(|t| t <= now_ms) {
+            Some(Admission::Expired)
+        } else {
+            None
+        }
+    }
+
     /// The stored form of a key's text.
     pub fn hash(key: &str) -> String {
         use sha2::{Digest, Sha256};
@@ -155,11 +166,8 @@ pub fn decide(
     provider: &str,
     now_ms: i64,
 ) -> Admission {
-    if !key.enabled {
-        return Admission::Disabled;
-    }
-    if key.expires_at.is_some_and(|t| t <= now_ms) {
-        return Admission::Expired;
+    if let Some(refused) = key.refusal(now_ms) {
+        return refused;
     }
     let allowed = |list: &[String], v: &str| list.is_empty() || list.iter().any(|x| x == v);
     if !allowed(&key.models, model) || !allowed(&key.providers, provider) {

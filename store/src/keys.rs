@@ -136,6 +136,14 @@ impl Keys {
     pub fn lease(&self, name: &str) -> String {
         self.key(&format!("lease:{name}"))
     }
+    /// poolgate addition: `{p}login-guard:{sha256(client ip)}`, the login brute-force record.
+    pub fn login_guard(&self, client_hash: &str) -> String {
+        self.key(&format!("login-guard:{client_hash}"))
+    }
+    /// poolgate addition: `{p}replicas`, hash replica id → last heartbeat.
+    pub fn replicas(&self) -> String {
+        self.key("replicas")
+    }
 }
 
 #[cfg(test)]

@@ -5,12 +5,14 @@
 //! reference's files, the single-machine default). See `docs/architecture.md`.
 
 pub mod account;
+pub mod admin;
 pub mod client_key;
 pub mod coord;
 pub mod error;
 pub mod file;
 pub mod keys;
 pub mod model;
+pub mod password;
 pub mod provider;
 pub mod redis;
 pub mod settings;
@@ -23,6 +25,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use account::{Account, AccountOps, ErrorEvent};
+pub use admin::{Change, LoginFailure, LoginGate, LoginPolicy, ReplicaBeat};
 pub use client_key::{Admission, ClientKey, ClientKeyUsage, Settlement, Ticket};
 pub use coord::{SlotGrant, SlotRequest};
 pub use error::{Result, StoreError};

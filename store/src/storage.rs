@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use crate::account::{runtime, Account, AccountOps, ErrorEvent};
+use crate::admin::{Change, LoginFailure, LoginGate, LoginPolicy, ReplicaBeat};
 use crate::client_key::{Admission, ClientKey, ClientKeyUsage, Settlement, Ticket};
 use crate::coord::{SlotGrant, SlotRequest};
 use crate::error::Result;
@@ -80,6 +81,20 @@ pub trait Storage: Send + Sync {
     /// The live session for `token`; `None` when missing or expired.
     async fn get_session(&self, token: &str) -> Result<Option<Session>>;
     async fn delete_session(&self, token: &str) -> Result<Applied>;
+
+    // -- admin: login guard, replicas, change feed -----------------------------------------
+    /// Checks (and records) a login attempt of `client` (its IP) against the guard.
+    async fn login_attempt(&self, client: &str, policy: &LoginPolicy) -> Result<LoginGate>;
+    /// Counts a wrong password of `client`.
+    async fn login_failed(&self, client: &str, policy: &LoginPolicy) -> Result<LoginFailure>;
+    /// Forgets `client`'s failures after a good password.
+    async fn login_succeeded(&self, client: &str) -> Result<()>;
+    /// Records that a replica is alive; it is listed until `ttl` passes without a beat.
+    async fn heartbeat(&self, beat: &ReplicaBeat, ttl: Duration) -> Result<()>;
+    /// Live replicas, oldest first.
+    async fn list_replicas(&self) -> Result<Vec<ReplicaBeat>>;
+    /// Every change made to the store by any process (this one included), as it is heard of.
+    fn watch_changes(&self) -> tokio::sync::broadcast::Receiver<Change>;
 
     // -- client keys (stored as SHA-256 of the key; see client_key.rs) -----------------------
     async fn put_client_key(&self, hash: &str, key: &ClientKey) -> Result<()>;

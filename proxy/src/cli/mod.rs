@@ -6,6 +6,7 @@
 //! 0 success; 1 connection or fatal error; 2 usage error; 3 verification failed or some items
 //! failed (the list is printed).
 
+pub mod admin_password;
 pub mod export;
 pub mod init;
 pub mod migrate;

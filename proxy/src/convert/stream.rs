@@ -81,6 +81,8 @@ pub struct StreamConverter {
     held: Vec<Bytes>,
     /// Highest (input, output) token counts the upstream reported so far.
     tokens: (i64, i64),
+    /// Whether usage events are parsed for [`Self::tokens`] (only when someone is charged).
+    count_tokens: bool,
 }
 
 enum Mode {
@@ -109,10 +111,19 @@ impl StreamConverter {
         Self::build(backend, client, model, ids::now())
     }
 
+    /// Makes [`Self::tokens`] follow the upstream's usage events. Off by default: parsing
+    /// them costs a JSON decode per chunk for backends that report usage in every chunk.
+    pub fn counting_tokens(mut self) -> Self {
+        self.count_tokens = true;
+        self
+    }
+
     /// Fixes the `created` timestamp of converted chunks (replays, golden tests). Call before
     /// the first `push`.
     pub fn with_created(self, created: i64) -> Self {
-        Self::build(self.backend, self.client, &self.model, created)
+        let mut rebuilt = Self::build(self.backend, self.client, &self.model, created);
+        rebuilt.count_tokens = self.count_tokens;
+        rebuilt
     }
 
     fn build(backend: Protocol, client: Protocol, model: &str, created: i64) -> Self {
@@ -136,6 +147,7 @@ impl StreamConverter {
             upstream_error: None,
             held: Vec::new(),
             tokens: (0, 0),
+            count_tokens: false,
         }
     }
 
@@ -171,7 +183,7 @@ impl StreamConverter {
                 Signal::Error(m) => self.upstream_error = Some(m),
                 Signal::Content => {}
             }
-            if ev.data.contains("sage") {
+            if self.count_tokens && ev.data.contains("sage") {
                 self.note_usage(&ev);
             }
             kept.push(ev);

@@ -65,19 +65,26 @@ impl Checker {
     }
 
     async fn check(&self, pool: String, provider: Arc<dyn Provider>, account: Account) {
+        let _ = self.check_now(&pool, provider, &account).await;
+    }
+
+    /// Checks one account now (admin "health check") and stores the result; `Err` says why
+    /// the check failed.
+    pub async fn check_now(&self, pool: &str, provider: Arc<dyn Provider>, account: &Account) -> Result<(), String> {
         let model = account.check_model().unwrap_or(provider.default_check_model()).to_string();
-        let passed = self.probe(provider.as_ref(), &pool, &account, &model).await;
+        let passed = self.probe(provider.as_ref(), pool, account, &model).await;
         let uuid = account.uuid();
         match &passed {
             Ok(()) => tracing::info!(%pool, %uuid, %model, "health check passed: account recovered"),
             Err(e) => tracing::info!(%pool, %uuid, %model, error = %e, "health check failed: account stays unhealthy"),
         }
         if passed.is_ok() {
-            self.selector.unbench(&pool, uuid);
+            self.selector.unbench(pool, uuid);
         }
-        if let Err(e) = self.store.set_health(&pool, uuid, passed.is_ok(), Some(&model)).await {
+        if let Err(e) = self.store.set_health(pool, uuid, passed.is_ok(), Some(&model)).await {
             tracing::warn!(%pool, %uuid, error = %e, "could not store a health check result");
         }
+        passed
     }
 
     async fn probe(&self, provider: &dyn Provider, pool: &str, account: &Account, model: &str) -> Result<(), String> {

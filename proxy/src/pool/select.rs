@@ -67,6 +67,18 @@ impl Drop for InFlight {
     }
 }
 
+impl Selector {
+    /// Requests this replica has in flight on one account.
+    pub fn in_flight(&self, pool: &str, uuid: &str) -> usize {
+        self.inflight.lock().get(&key(pool, uuid)).copied().unwrap_or(0)
+    }
+
+    /// Requests this replica has in flight on all accounts.
+    pub fn in_flight_total(&self) -> usize {
+        self.inflight.lock().values().sum()
+    }
+}
+
 fn key(pool: &str, uuid: &str) -> String {
     format!("{pool}\u{0}{uuid}")
 }

@@ -109,21 +109,26 @@ struct Counts {
 /// One open connection; released on drop.
 struct Slot {
     counts: Arc<Counts>,
-    ip: IpAddr,
+    /// Set only while a per-IP cap is on, so the map costs nothing otherwise.
+    ip: Option<IpAddr>,
 }
 
 impl Counts {
     fn enter(self: &Arc<Self>, ip: IpAddr, limits: &ListenLimits) -> Option<Slot> {
         let mut st = self.state.lock();
-        let per_ip = st.1.get(&ip).copied().unwrap_or(0);
-        if st.0 >= limits.max_connections
-            || (limits.max_connections_per_ip > 0 && per_ip >= limits.max_connections_per_ip)
-        {
+        if st.0 >= limits.max_connections {
             return None;
         }
+        let per_ip_cap = limits.max_connections_per_ip;
+        if per_ip_cap > 0 {
+            let n = st.1.entry(ip).or_insert(0);
+            if *n >= per_ip_cap {
+                return None;
+            }
+            *n += 1;
+        }
         st.0 += 1;
-        *st.1.entry(ip).or_insert(0) += 1;
-        Some(Slot { counts: self.clone(), ip })
+        Some(Slot { counts: self.clone(), ip: (per_ip_cap > 0).then_some(ip) })
     }
 }
 
@@ -131,10 +136,11 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let mut st = self.counts.state.lock();
         st.0 = st.0.saturating_sub(1);
-        if let Some(n) = st.1.get_mut(&self.ip) {
-            *n -= 1;
+        let Some(ip) = self.ip else { return };
+        if let Some(n) = st.1.get_mut(&ip) {
+            *n = n.saturating_sub(1);
             if *n == 0 {
-                st.1.remove(&self.ip);
+                st.1.remove(&ip);
             }
         }
     }

@@ -35,9 +35,11 @@ use crate::providers::Registry;
 use config::GatewayConfig;
 pub use router::router;
 
-/// How often the Redis copy of the config is re-read (it is served from the store's cache,
-/// which pub/sub invalidates when any process changes it).
-const CONFIG_POLL: Duration = Duration::from_millis(250);
+/// How often the stored config is re-read besides the change feed (which tells of every
+/// change at once; the poll only covers a lost notification).
+const CONFIG_POLL: Duration = Duration::from_secs(5);
+/// How often each replica writes its heartbeat; it is listed for three periods.
+const HEARTBEAT: Duration = Duration::from_secs(5);
 
 /// `poolgate serve` flags (each also settable through the environment).
 #[derive(Debug, Clone, clap::Args)]
@@ -72,6 +74,12 @@ pub struct AppState {
     pub replica_id: String,
     pub tokens: Arc<crate::oauth::TokenEngine>,
     pub client_keys: crate::client_keys::ClientKeys,
+    /// Epoch ms this replica started.
+    pub started_at: i64,
+    /// Where the config came from, to rebuild it when the stored copy changes.
+    origin: parking_lot::Mutex<Option<(Value, ServeArgs)>>,
+    /// Asks the config watcher to re-read now (`POST /api/reload-config`).
+    pub reload: tokio::sync::Notify,
 }
 
 impl AppState {
@@ -95,6 +103,9 @@ impl AppState {
                 crate::oauth::EngineOptions::from_lookup(|k| crate::providers::Settings::new(&config.raw).global(k)),
             )),
             client_keys: Default::default(),
+            started_at: poolgate_store::time::epoch_ms(),
+            origin: parking_lot::Mutex::new(None),
+            reload: tokio::sync::Notify::new(),
             store,
             redis,
             config: RwLock::new(Arc::new(config)),
@@ -121,6 +132,32 @@ impl AppState {
     fn set_config(&self, c: GatewayConfig) {
         *self.config.write() = Arc::new(c);
     }
+
+    /// The config.json read at start (the base the stored copy is laid over in Redis mode).
+    pub fn file_config(&self) -> Option<Value> {
+        self.origin.lock().as_ref().map(|(f, _)| f.clone())
+    }
+
+    /// Rebuilds the live config from the store (and config.json under it in Redis mode);
+    /// true when something changed. HOST/SERVER_PORT apply at the next start.
+    pub async fn apply_stored_config(&self) -> poolgate_store::Result<bool> {
+        let Some((file_config, args)) = self.origin.lock().clone() else { return Ok(false) };
+        let stored = self.store.get_config().await?;
+        let raw = if self.redis.enabled { config::merge(file_config, stored) } else { stored.unwrap_or(file_config) };
+        let mut next = effective(&args, raw);
+        let cur = self.config();
+        if next == *cur {
+            return Ok(false);
+        }
+        if (next.host.as_str(), next.port) != (cur.host.as_str(), cur.port) {
+            tracing::warn!("config: HOST/SERVER_PORT changes apply at the next restart");
+            next.host.clone_from(&cur.host);
+            next.port = cur.port;
+        }
+        tracing::info!("config: reloaded from the store");
+        self.set_config(next);
+        Ok(true)
+    }
 }
 
 /// Runs until SIGTERM/SIGINT; returns the process exit code.
@@ -137,6 +174,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let loaded = load(&args).await?;
     let state = Arc::new(AppState::new(loaded.store, loaded.redis, loaded.config)?);
+    *state.origin.lock() = Some((loaded.file_config.clone(), args.clone()));
     let cfg = state.config();
     let addr: SocketAddr = format!("{}:{}", cfg.host, cfg.port).parse()?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -146,14 +184,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         providers = ?cfg.model_providers,
         "poolgate listening"
     );
-    let mut background = Vec::new();
-    if state.redis.enabled {
-        background.push(tokio::spawn(watch_config(state.clone(), loaded.file_config, args.clone())));
-    }
-    background.push(tokio::spawn(health_task(state.clone())));
-    background.push(tokio::spawn(crate::oauth::refresher::run(state.clone())));
-    background.push(tokio::spawn(crate::usage::run(state.clone())));
-    background.push(tokio::spawn(replay_client_keys(state.clone())));
+    let background = vec![
+        tokio::spawn(watch_config(state.clone())),
+        tokio::spawn(crate::admin::system::heartbeat(state.clone(), HEARTBEAT)),
+        tokio::spawn(health_task(state.clone())),
+        tokio::spawn(crate::oauth::refresher::run(state.clone())),
+        tokio::spawn(crate::usage::run(state.clone())),
+        tokio::spawn(replay_client_keys(state.clone())),
+    ];
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let app = router(state.clone());
@@ -204,6 +242,12 @@ pub struct Loaded {
 
 fn is_loopback(host: &str) -> bool {
     host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// config.json as it is on disk now, or `None` when there is none.
+pub fn read_config_file(state: &AppState) -> anyhow::Result<Option<Value>> {
+    let Some((_, args)) = state.origin.lock().clone() else { return Ok(None) };
+    read_file_config(&args)
 }
 
 /// config.json, or `None` when there is none.
@@ -278,25 +322,25 @@ pub async fn load(args: &ServeArgs) -> anyhow::Result<Loaded> {
     Ok(Loaded { store, redis, config, file_config })
 }
 
-/// Applies changes to the Redis copy of the config without a restart (listen address aside).
-async fn watch_config(state: Arc<AppState>, file_config: Value, args: ServeArgs) {
-    let mut last = state.store.get_config().await.ok().flatten();
+/// Applies changes to the stored config without a restart (listen address aside): at once
+/// when the change feed tells of one (from any replica), on `POST /api/reload-config`, and on
+/// a slow poll as a safety net.
+async fn watch_config(state: Arc<AppState>) {
+    use poolgate_store::Change;
+    let mut changes = state.store.watch_changes();
     loop {
-        tokio::time::sleep(CONFIG_POLL).await;
-        let Ok(now) = state.store.get_config().await else { continue };
-        if now == last {
-            continue;
+        tokio::select! {
+            c = changes.recv() => match c {
+                Ok(Change::Config | Change::Resync) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Ok(_) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => changes = state.store.watch_changes(),
+            },
+            _ = state.reload.notified() => {}
+            _ = tokio::time::sleep(CONFIG_POLL) => {}
         }
-        let mut next = effective(&args, config::merge(file_config.clone(), now.clone()));
-        let cur = state.config();
-        if (next.host.as_str(), next.port) != (cur.host.as_str(), cur.port) {
-            tracing::warn!("config: HOST/SERVER_PORT changes apply at the next restart");
-            next.host.clone_from(&cur.host);
-            next.port = cur.port;
+        if let Err(e) = state.apply_stored_config().await {
+            tracing::debug!(error = %e, "config: stored copy unavailable");
         }
-        tracing::info!("config: reloaded from Redis");
-        state.set_config(next);
-        last = now;
     }
 }
 
@@ -310,8 +354,9 @@ async fn replay_client_keys(state: Arc<AppState>) {
     }
 }
 
-async fn health_task(state: Arc<AppState>) {
-    let checker = Checker {
+/// The health checker over this state (background rounds and admin "check now").
+pub fn checker(state: &Arc<AppState>) -> Checker {
+    Checker {
         store: state.store.clone(),
         providers: state.providers.clone(),
         ctx: {
@@ -320,7 +365,11 @@ async fn health_task(state: Arc<AppState>) {
         },
         replica_id: state.replica_id.clone(),
         selector: state.selector.clone(),
-    };
+    }
+}
+
+async fn health_task(state: Arc<AppState>) {
+    let checker = checker(&state);
     let st = state.clone();
     health::run(checker, move || {
         let c = st.config();

@@ -215,11 +215,15 @@ pub fn stream_response(
         Backend::PassThrough => client,
         Backend::Protocol(p) => p,
     };
+    let mut converter = StreamConverter::new(upstream_protocol, client, client_model);
+    if tracked.charge.is_some() {
+        converter = converter.counting_tokens();
+    }
     let answer = Answer {
         body: Box::pin(upstream.bytes_stream()),
         tracked,
         adapter,
-        converter: StreamConverter::new(upstream_protocol, client, client_model),
+        converter,
         idle,
         queue: VecDeque::new(),
         done: false,

@@ -53,6 +53,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/{provider}/v1/messages/count_tokens", post(routes::count_tokens_handler))
         .route("/{provider}/v1beta/models/{method}", post(routes::gemini_generate_p))
         .route("/{provider}/v1/models/{method}", post(routes::gemini_generate_p))
+        .merge(crate::admin::router())
         .fallback(routes::not_found)
         .layer(middleware::from_fn(cors))
         .with_state(state)

@@ -35,10 +35,10 @@ pub async fn check_auth(state: &AppState, headers: &HeaderMap, query: Option<&st
     match identify(&state.config().api_key, headers, query)? {
         Caller::Main => Ok(()),
         Caller::Key(hash) => match state.store.get_client_key(&hash).await {
-            Ok(Some((k, _))) if k.enabled && k.expires_at.is_none_or(|t| t > poolgate_store::time::epoch_ms()) => {
-                Ok(())
-            }
-            Ok(Some(_)) => Err(ApiError::new(403, "This API key is disabled or expired")),
+            Ok(Some((k, _))) => match k.refusal(poolgate_store::time::epoch_ms()) {
+                None => Ok(()),
+                Some(_) => Err(ApiError::new(403, "This API key is disabled or expired")),
+            },
             Ok(None) => Err(ApiError::unauthorized()),
             Err(e) if e.is_unavailable() => Err(ApiError::new(503, "Client key store is unreachable; retry shortly")),
             Err(_) => Err(ApiError::new(503, "Client key check is unavailable; retry shortly")),

@@ -5,6 +5,7 @@
 //! written before the call returns; runtime counters are written by a background flusher
 //! shortly after, and on [`Storage::flush`].
 
+mod admin;
 pub mod atomic;
 mod client_keys;
 pub mod paths;
@@ -21,6 +22,7 @@ use serde_json::{json, Value};
 use tokio::sync::Notify;
 
 use crate::account::{Account, AccountOps};
+use crate::admin::Change;
 use crate::error::{Result, StoreError};
 use crate::model::{AccountSpec, Applied, ApplyReport, CasOutcome, Session, StorageKind, StorageStatus};
 use crate::storage::{spec_ops, Storage};
@@ -80,6 +82,7 @@ pub struct FileStore {
     /// Concurrency slots and leases (in memory: one process).
     coord: crate::coord::LocalCoord,
     client_keys: Arc<client_keys::LocalClientKeys>,
+    admin: admin::LocalAdmin,
 }
 
 impl Drop for FileStore {
@@ -114,7 +117,7 @@ impl FileStore {
             Arc::new(Inner { dir, state: Mutex::new(st), io: tokio::sync::Mutex::new(()), wake: Notify::new() });
         let keys = Arc::new(client_keys::LocalClientKeys::open(&inner.dir).await?);
         let flusher = tokio::spawn(flush_loop(inner.clone(), keys.clone()));
-        Ok(Self { inner, flusher, coord: Default::default(), client_keys: keys })
+        Ok(Self { inner, flusher, coord: Default::default(), client_keys: keys, admin: Default::default() })
     }
 
     pub fn dir(&self) -> &Path {
@@ -261,6 +264,7 @@ impl Storage for FileStore {
         }
         self.inner.state.lock().config = Some(config.clone());
         self.persist(File::Config).await?;
+        self.admin.announce(Change::Config);
         Ok(Applied::Done(()))
     }
 
@@ -271,6 +275,7 @@ impl Storage for FileStore {
     async fn set_password(&self, password: &str) -> Result<Applied> {
         self.inner.state.lock().password = Some(password.trim().to_string());
         self.persist(File::Password).await?;
+        self.admin.announce(Change::Password);
         Ok(Applied::Done(()))
     }
 
@@ -299,12 +304,15 @@ impl Storage for FileStore {
             list.push(account.clone());
         }
         self.persist(File::Pools).await?;
+        self.admin.announce(Change::Pool(pool.to_string()));
         Ok(Applied::Done(account))
     }
 
     async fn replace_pool(&self, pool: &str, accounts: Vec<Account>) -> Result<()> {
         self.inner.state.lock().pools.insert(pool.to_string(), accounts);
-        self.persist(File::Pools).await
+        self.persist(File::Pools).await?;
+        self.admin.announce(Change::Pool(pool.to_string()));
+        Ok(())
     }
 
     async fn update_account(&self, pool: &str, uuid: &str, ops: AccountOps) -> Result<Applied<Account>> {
@@ -313,6 +321,7 @@ impl Storage for FileStore {
             a.clone()
         })?;
         self.mark(File::Pools);
+        self.admin.announce(Change::Account { pool: pool.to_string(), uuid: uuid.to_string() });
         Ok(Applied::Done(acc))
     }
 
@@ -329,6 +338,7 @@ impl Storage for FileStore {
         }
         remove_file(&token).await?;
         self.persist(File::Pools).await?;
+        self.admin.announce(Change::Pool(pool.to_string()));
         Ok(Applied::Done(()))
     }
 
@@ -366,6 +376,7 @@ impl Storage for FileStore {
             report.removed.push(uuid);
         }
         self.persist(File::Pools).await?;
+        self.admin.announce(Change::Pool(pool.to_string()));
         Ok(report)
     }
 
@@ -376,6 +387,7 @@ impl Storage for FileStore {
         }
         self.inner.state.lock().pools.shift_remove(pool);
         self.persist(File::Pools).await?;
+        self.admin.announce(Change::PoolTypes);
         Ok(uuids)
     }
 
@@ -386,6 +398,7 @@ impl Storage for FileStore {
     async fn set_token(&self, pool: &str, uuid: &str, token: &Value) -> Result<Applied> {
         let _io = self.inner.io.lock().await;
         atomic::write_private(&self.token_path(pool, uuid), &atomic::pretty(token)).await?;
+        self.admin.announce(Change::Token { pool: pool.to_string(), uuid: uuid.to_string() });
         Ok(Applied::Done(()))
     }
 
@@ -398,12 +411,14 @@ impl Storage for FileStore {
             return Ok(CasOutcome::Conflict { current });
         }
         atomic::write_private(&path, &atomic::pretty(token)).await?;
+        self.admin.announce(Change::Token { pool: pool.to_string(), uuid: uuid.to_string() });
         Ok(CasOutcome::Updated)
     }
 
     async fn delete_token(&self, pool: &str, uuid: &str) -> Result<Applied> {
         let _io = self.inner.io.lock().await;
         remove_file(&self.token_path(pool, uuid)).await?;
+        self.admin.announce(Change::Token { pool: pool.to_string(), uuid: uuid.to_string() });
         Ok(Applied::Done(()))
     }
 
@@ -489,6 +504,7 @@ impl Storage for FileStore {
     async fn set_usage_cache(&self, cache: &Value) -> Result<Applied> {
         self.inner.state.lock().usage = Some(cache.clone());
         self.mark(File::Usage);
+        self.admin.announce(Change::UsageCache);
         Ok(Applied::Done(()))
     }
 
@@ -499,6 +515,7 @@ impl Storage for FileStore {
     async fn set_plugins(&self, plugins: &Value) -> Result<Applied> {
         self.inner.state.lock().plugins = Some(plugins.clone());
         self.persist(File::Plugins).await?;
+        self.admin.announce(Change::Plugins);
         Ok(Applied::Done(()))
     }
 
@@ -514,6 +531,36 @@ impl Storage for FileStore {
     async fn set_metadata(&self, fields: &BTreeMap<String, String>) -> Result<Applied> {
         self.inner.state.lock().meta.extend(fields.clone());
         Ok(Applied::Done(()))
+    }
+
+    async fn login_attempt(&self, client: &str, policy: &crate::admin::LoginPolicy) -> Result<crate::admin::LoginGate> {
+        Ok(self.admin.login_attempt(client, policy))
+    }
+
+    async fn login_failed(
+        &self,
+        client: &str,
+        policy: &crate::admin::LoginPolicy,
+    ) -> Result<crate::admin::LoginFailure> {
+        Ok(self.admin.login_failed(client, policy))
+    }
+
+    async fn login_succeeded(&self, client: &str) -> Result<()> {
+        self.admin.login_succeeded(client);
+        Ok(())
+    }
+
+    async fn heartbeat(&self, beat: &crate::admin::ReplicaBeat, ttl: Duration) -> Result<()> {
+        self.admin.heartbeat(beat, ttl);
+        Ok(())
+    }
+
+    async fn list_replicas(&self) -> Result<Vec<crate::admin::ReplicaBeat>> {
+        Ok(self.admin.list_replicas())
+    }
+
+    fn watch_changes(&self) -> tokio::sync::broadcast::Receiver<Change> {
+        self.admin.watch()
     }
 
     async fn acquire_slot(&self, pool: &str, uuid: &str, req: &crate::SlotRequest) -> Result<crate::SlotGrant> {

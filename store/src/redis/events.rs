@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use super::Shared;
+use crate::admin::Change;
 
 /// Subscribes forever, re-subscribing after Redis outages.
 pub async fn run(shared: Arc<Shared>) {
@@ -20,6 +21,7 @@ pub async fn run(shared: Arc<Shared>) {
                     // Messages sent while we were not subscribed are lost: treat all as stale.
                     shared.pools.invalidate_all();
                     shared.kv.invalidate_all();
+                    let _ = shared.changes.send(Change::Resync);
                     shared.subscribed.notify_waiters();
                     shared.is_subscribed.store(true, std::sync::atomic::Ordering::SeqCst);
                     let mut stream = ps.on_message();
@@ -36,28 +38,51 @@ pub async fn run(shared: Arc<Shared>) {
     }
 }
 
-/// Applies one message: `writer-id` then lines `a\tpool\tuuid`, `p\tpool`, `k\tkey`, `t`.
+/// Applies one message: `writer-id` then lines `a\tpool\tuuid`, `p\tpool`, `k\tkey`, `t`. Every
+/// line goes to the change feed; the cache work is skipped for our own writes, which are in
+/// the cache already.
 async fn handle(shared: &Shared, payload: &[u8]) {
     let Ok(text) = std::str::from_utf8(payload) else { return };
     let mut lines = text.split('\n');
-    if lines.next() == Some(shared.writer_id.as_str()) {
-        return; // our own write, already in the cache
-    }
+    let own = lines.next() == Some(shared.writer_id.as_str());
     let mut accounts: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for line in lines {
         let mut parts = line.split('\t');
-        match (parts.next(), parts.next(), parts.next()) {
-            (Some("a"), Some(pool), Some(uuid)) => accounts.entry(pool).or_default().push(uuid),
-            (Some("p"), Some(pool), _) => shared.pools.invalidate_pool(pool),
-            (Some("k"), Some(key), _) => {
-                shared.kv.invalidate(key);
-                if let Some(id) = shared.keys.token_id(key) {
-                    let _ = shared.token_changes.send(id);
-                }
+        let change = match (parts.next(), parts.next(), parts.next()) {
+            (Some("a"), Some(pool), Some(uuid)) => {
+                accounts.entry(pool).or_default().push(uuid);
+                Some(Change::Account { pool: pool.into(), uuid: uuid.into() })
             }
-            (Some("t"), _, _) => shared.pools.invalidate_types(),
-            _ => {}
+            (Some("p"), Some(pool), _) => {
+                if !own {
+                    shared.pools.invalidate_pool(pool);
+                }
+                Some(Change::Pool(pool.into()))
+            }
+            (Some("k"), Some(key), _) => {
+                let token = shared.keys.token_id(key);
+                if !own {
+                    shared.kv.invalidate(key);
+                    if let Some(id) = &token {
+                        let _ = shared.token_changes.send(id.clone());
+                    }
+                }
+                key_change(shared, key, token)
+            }
+            (Some("t"), _, _) => {
+                if !own {
+                    shared.pools.invalidate_types();
+                }
+                Some(Change::PoolTypes)
+            }
+            _ => None,
+        };
+        if let Some(c) = change {
+            let _ = shared.changes.send(c);
         }
+    }
+    if own {
+        return;
     }
     for (pool, uuids) in accounts {
         if let Err(e) = super::refresh_accounts(shared, pool, &uuids).await {
@@ -65,4 +90,17 @@ async fn handle(shared: &Shared, payload: &[u8]) {
             shared.pools.invalidate_pool(pool);
         }
     }
+}
+
+/// The change a written key stands for (sessions and other keys are not announced).
+fn key_change(shared: &Shared, key: &str, token: Option<(String, String)>) -> Option<Change> {
+    let k = &shared.keys;
+    if let Some((pool, uuid)) = token {
+        return Some(Change::Token { pool, uuid });
+    }
+    [(k.config(), Change::Config), (k.password(), Change::Password), (k.plugins(), Change::Plugins)]
+        .into_iter()
+        .chain([(k.usage_cache(), Change::UsageCache)])
+        .find(|(name, _)| name == key)
+        .map(|(_, c)| c)
 }

@@ -1,6 +1,7 @@
 //! The Redis backend: keys as the reference (§4), every change one server-side script, a
 //! per-process read cache kept fresh by pub/sub, and a write queue that rides out outages.
 
+mod admin;
 pub mod bulk;
 mod cache;
 mod client_keys;
@@ -51,6 +52,8 @@ pub(crate) struct Shared {
     is_subscribed: std::sync::atomic::AtomicBool,
     /// Token keys other processes changed, as `(pool, uuid)` (refresh waiters listen).
     token_changes: tokio::sync::broadcast::Sender<(String, String)>,
+    /// Every change heard of on the invalidation channel, own writes included.
+    changes: tokio::sync::broadcast::Sender<crate::admin::Change>,
 }
 
 /// Storage on Redis, shared by any number of processes.
@@ -89,6 +92,7 @@ impl RedisStore {
             subscribed: tokio::sync::Notify::new(),
             is_subscribed: std::sync::atomic::AtomicBool::new(false),
             token_changes: tokio::sync::broadcast::channel(256).0,
+            changes: tokio::sync::broadcast::channel(crate::admin::CHANGE_FEED_CAPACITY).0,
         });
         if link.connect().await {
             tracing::info!(url = %link.settings.redacted_url(), prefix = %shared.keys.prefix(), "storage: Redis");
@@ -605,6 +609,34 @@ impl Storage for RedisStore {
         self.lock_script(pool, uuid, "release", owner, Duration::ZERO).await
     }
 
+    async fn login_attempt(&self, client: &str, policy: &crate::admin::LoginPolicy) -> Result<crate::admin::LoginGate> {
+        admin::login_attempt(&self.shared, client, policy).await
+    }
+
+    async fn login_failed(
+        &self,
+        client: &str,
+        policy: &crate::admin::LoginPolicy,
+    ) -> Result<crate::admin::LoginFailure> {
+        admin::login_failed(&self.shared, client, policy).await
+    }
+
+    async fn login_succeeded(&self, client: &str) -> Result<()> {
+        admin::login_succeeded(&self.shared, client).await
+    }
+
+    async fn heartbeat(&self, beat: &crate::admin::ReplicaBeat, ttl: Duration) -> Result<()> {
+        admin::heartbeat(&self.shared, beat, ttl).await
+    }
+
+    async fn list_replicas(&self) -> Result<Vec<crate::admin::ReplicaBeat>> {
+        admin::list_replicas(&self.shared).await
+    }
+
+    fn watch_changes(&self) -> tokio::sync::broadcast::Receiver<crate::admin::Change> {
+        self.shared.changes.subscribe()
+    }
+
     async fn put_session(&self, token: &str, session: &Session) -> Result<Applied> {
         // Marked, so `export` can tell these hashed keys from the reference's raw-token keys (both
         // are 64 hex digits); readers ignore the extra field.
@@ -616,8 +648,11 @@ impl Storage for RedisStore {
     }
 
     async fn get_session(&self, token: &str) -> Result<Option<Session>> {
+        // Not cached: a logout on any replica ends the session everywhere at once, and tokens
+        // presented by strangers do not pile up in memory.
         let key = session_key(&self.shared.keys, token);
-        let Some(raw) = self.read_kv(&key, self.shared.ttls.config).await? else { return Ok(None) };
+        let raw: Option<String> = self.query(redis::cmd("GET").arg(&key)).await?;
+        let Some(raw) = raw else { return Ok(None) };
         let s: Session = serde_json::from_str(&raw).map_err(|e| StoreError::corrupt("sessions:<hash>", &e))?;
         Ok((s.expiry_time > time::epoch_ms()).then_some(s))
     }

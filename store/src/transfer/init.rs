@@ -117,7 +117,9 @@ fn write_for(name: &str, key: String, opts: &InitOptions, sum: &mut InitSummary)
             if generated {
                 sum.generated_password = Some(pwd.clone());
             }
-            vec![BulkWrite::Set { key, value: pwd }]
+            // Stored hashed; an empty value (dry run) stays empty.
+            let value = if pwd.is_empty() { pwd } else { crate::password::hash(&pwd) };
+            vec![BulkWrite::Set { key, value }]
         }
         "plugins" => vec![BulkWrite::Set { key, value: default_plugins().to_string() }],
         _ => {

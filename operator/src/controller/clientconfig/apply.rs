@@ -75,8 +75,20 @@ pub async fn sync(store: &RedisStore, cc: &ClientConfig, valid: &ValidCc) -> Res
         out.config = true;
     }
     if let Some(pw) = &valid.password {
-        if store.get_password().await?.as_deref() != Some(pw.as_str()) {
-            store.set_password(pw).await?;
+        // Stored hashed; rewritten only when the Secret's password no longer opens it.
+        let stored = store.get_password().await?;
+        let (given, s) = (pw.clone(), stored.clone());
+        let current = tokio::task::spawn_blocking(move || {
+            s.is_some_and(|s| poolgate_store::password::is_hashed(&s) && poolgate_store::password::verify(&given, &s))
+        })
+        .await
+        .unwrap_or(false);
+        if !current {
+            let given = pw.clone();
+            let hashed = tokio::task::spawn_blocking(move || poolgate_store::password::hash(&given))
+                .await
+                .map_err(|e| StoreError::Invalid(format!("password hashing failed: {e}")))?;
+            store.set_password(&hashed).await?;
             out.password = true;
         }
     }

@@ -1,0 +1,127 @@
+//! The admin API (`/api/*`, reference-proxy.md §6) and the dashboard that uses it.
+//!
+//! A thin layer over [`poolgate_store::Storage`]: every handler reads or changes the store and
+//! nothing else, so whatever one replica does is seen by all (sessions, config, accounts, the
+//! login guard). Layout: [`auth`] (login, sessions, password), [`config`], [`pools`] (accounts
+//! and their runtime actions), [`credentials`] (tokens and batch imports), [`system`] (status,
+//! replicas, plugins), [`events`] (the live SSE feed), [`ui`] (the embedded dashboard).
+
+pub mod auth;
+mod config;
+mod credentials;
+mod events;
+mod pools;
+pub mod settings;
+pub mod system;
+mod ui;
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use poolgate_store::StoreError;
+use serde_json::json;
+
+pub use auth::Admin;
+pub use settings::AdminSettings;
+
+use crate::server::AppState;
+
+/// An admin API failure: status, a stable code, and a message that never holds a secret.
+#[derive(Debug)]
+pub struct AdminError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl AdminError {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        Self { status, code, message: message.into() }
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, "BAD_REQUEST", message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(404, "NOT_FOUND", message)
+    }
+}
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> Self {
+        match &e {
+            StoreError::NotFound { .. } => Self::not_found(e.to_string()),
+            StoreError::AlreadyExists { .. } => Self::new(409, "CONFLICT", e.to_string()),
+            StoreError::Invalid(m) => Self::bad_request(m.clone()),
+            _ if e.is_unavailable() => Self::new(503, "STORAGE_UNAVAILABLE", "storage is unreachable; retry shortly"),
+            _ => {
+                tracing::warn!(error = %e, "admin: storage error");
+                Self::new(500, "STORAGE_ERROR", "storage error (see the server log)")
+            }
+        }
+    }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let body = json!({"success": false, "error": {"message": self.message, "code": self.code}});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+pub type AdminResult<T = Response> = Result<T, AdminError>;
+
+/// The value of a write the store applied; a write queued while the store is unreachable is
+/// reported as such (it is applied when the store returns).
+pub fn done<T>(applied: poolgate_store::Applied<T>) -> AdminResult<T> {
+    applied.done().ok_or_else(|| {
+        AdminError::new(
+            503,
+            "STORAGE_QUEUED",
+            "storage is unreachable: the change is queued and applied when it returns",
+        )
+    })
+}
+
+/// The JSON body of a request, or a 400 naming what is wrong with it.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> AdminResult<T> {
+    serde_json::from_slice(body).map_err(|e| AdminError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+/// Routes of the admin API and the dashboard.
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/login", post(auth::login))
+        .route("/api/logout", post(auth::logout))
+        .route("/api/health", get(auth::health))
+        .route("/api/admin-password", post(auth::change_password))
+        .route("/api/config", get(config::get_config).post(config::post_config))
+        .route("/api/reload-config", post(config::reload))
+        .route("/api/providers", get(pools::list).post(pools::add))
+        .route("/api/providers/supported", get(pools::supported))
+        .route("/api/providers/{ptype}", get(pools::one_pool))
+        .route("/api/providers/{ptype}/{uuid}", put(pools::update).delete(pools::remove))
+        .route("/api/providers/{ptype}/{uuid}/disable", post(pools::disable))
+        .route("/api/providers/{ptype}/{uuid}/enable", post(pools::enable))
+        .route("/api/providers/{ptype}/{uuid}/reset-health", post(pools::reset_one))
+        .route("/api/providers/{ptype}/{uuid}/health-check", post(pools::check_one))
+        .route("/api/providers/{ptype}/{uuid}/detect-models", post(pools::detect_models))
+        .route("/api/providers/{ptype}/{uuid}/credentials", put(credentials::upload))
+        .route("/api/providers/{ptype}/{uuid}/force-expire", post(credentials::force_expire))
+        .route("/api/providers/{ptype}/reset-health", post(pools::reset_pool))
+        .route("/api/providers/{ptype}/health-check", post(pools::check_pool))
+        .route("/api/providers/{ptype}/delete-unhealthy", delete(pools::delete_unhealthy))
+        .route("/api/kiro/batch-import-tokens", post(credentials::kiro_batch))
+        .route("/api/gemini/batch-import-tokens", post(credentials::gemini_batch))
+        .route("/api/codex/batch-import-tokens", post(credentials::codex_batch))
+        .route("/api/plugins", get(system::plugins))
+        .route("/api/plugins/{name}/toggle", post(system::toggle_plugin))
+        .route("/api/system", get(system::system))
+        .route("/api/replicas", get(system::replicas))
+        .route("/api/access-info", get(system::access_info))
+        .route("/api/events", get(events::stream))
+        .merge(ui::router())
+}

@@ -1,0 +1,522 @@
+//! The admin API across real `poolgate` replicas on one private Redis (and on files): sessions
+//! valid on every replica, the login guard shared by all, config changes applied everywhere
+//! under traffic with no failed request, account management that never loses a count, the
+//! live event feed, and no secret in any answer or log.
+
+mod gateway_common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use gateway_common::*;
+use poolgate_store::{Account, RedisStore, Storage};
+use poolgate_tests::mock_upstream::MockUpstream;
+use poolgate_tests::RedisServer;
+use serde_json::{json, Value};
+
+const PREFIX: &str = "pga:";
+const PASSWORD: &str = "correct horse battery";
+
+fn acc(v: Value) -> Account {
+    Account::from_map(v.as_object().cloned().expect("object")).expect("account")
+}
+
+struct Fleet {
+    server: RedisServer,
+    store: RedisStore,
+    gws: Vec<Gateway>,
+    mock: MockUpstream,
+    _dir: tempfile::TempDir,
+}
+
+/// `n` replicas on one Redis holding a hashed admin password and an `openai-custom` pool of
+/// three accounts on the mock upstream; `env` is added to every replica's environment.
+async fn fleet(n: usize, env: &[(&str, &str)]) -> Fleet {
+    let server = RedisServer::start().expect("redis");
+    let mock = MockUpstream::start().await.expect("mock");
+    let store = RedisStore::open(server.settings(PREFIX)).await.expect("store");
+    let config = json!({"SCHEDULED_HEALTH_CHECK": {"enabled": false}, "REQUEST_MAX_RETRIES": 0, "MAX_ERROR_COUNT": 0});
+    store.set_config(&config).await.expect("config");
+    store.set_password(&poolgate_store::password::hash(PASSWORD)).await.expect("password");
+    let pool: Vec<Account> = (0..3)
+        .map(|i| acc(account("openai-custom", &format!("acc-{i}"), &mock.url("/v1"), &format!("sk-upstream-{i}"))))
+        .collect();
+    store.replace_pool("openai-custom", pool).await.expect("pool");
+    let mut vars = vec![("REDIS_URL", server.url()), ("REDIS_KEY_PREFIX", PREFIX.to_string())];
+    // Imported OAuth accounts would be refreshed: every provider endpoint is a closed local port.
+    for name in [
+        "GEMINI_BASE_URL",
+        "GEMINI_OAUTH_TOKEN_URL",
+        "ANTIGRAVITY_BASE_URL",
+        "ANTIGRAVITY_OAUTH_TOKEN_URL",
+        "CODEX_BASE_URL",
+        "CODEX_OAUTH_TOKEN_URL",
+        "CODEX_USAGE_URL",
+        "QWEN_OAUTH_BASE_URL",
+        "QWEN_BASE_URL",
+        "IFLOW_OAUTH_BASE_URL",
+        "IFLOW_BASE_URL",
+        "KIRO_REFRESH_URL",
+        "KIRO_REFRESH_IDC_URL",
+        "KIRO_BASE_URL",
+    ] {
+        vars.push((name, "http://127.0.0.1:9/closed".to_string()));
+    }
+    vars.extend(env.iter().map(|(k, v)| (*k, v.to_string())));
+    let dir = tempfile::tempdir().expect("dir");
+    let mut gws = Vec::new();
+    for _ in 0..n {
+        gws.push(Gateway::start(dir.path(), &vars).await);
+    }
+    Fleet { server, store, gws, mock, _dir: dir }
+}
+
+async fn login(gw: &Gateway, password: &str) -> (u16, Value, Option<String>) {
+    let r = client().post(gw.url("/api/login")).json(&json!({"password": password})).send().await.expect("login");
+    let status = r.status().as_u16();
+    let retry = r.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
+    (status, parse(&r.text().await.unwrap_or_default()), retry)
+}
+
+async fn token(gw: &Gateway) -> String {
+    let (status, body, _) = login(gw, PASSWORD).await;
+    assert_eq!(status, 200, "{body}");
+    body["token"].as_str().expect("token").to_string()
+}
+
+async fn call(gw: &Gateway, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut rb = client().request(method, gw.url(path));
+    if let Some(t) = token {
+        rb = rb.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    let r = rb.send().await.expect("send");
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+/// Every admin route that needs a session (method, path).
+const GUARDED: &[(&str, &str)] = &[
+    ("POST", "/api/logout"),
+    ("POST", "/api/admin-password"),
+    ("GET", "/api/config"),
+    ("POST", "/api/config"),
+    ("POST", "/api/reload-config"),
+    ("GET", "/api/providers"),
+    ("POST", "/api/providers"),
+    ("GET", "/api/providers/supported"),
+    ("GET", "/api/providers/openai-custom"),
+    ("PUT", "/api/providers/openai-custom/acc-0"),
+    ("DELETE", "/api/providers/openai-custom/acc-0"),
+    ("POST", "/api/providers/openai-custom/acc-0/disable"),
+    ("POST", "/api/providers/openai-custom/acc-0/enable"),
+    ("POST", "/api/providers/openai-custom/acc-0/reset-health"),
+    ("POST", "/api/providers/openai-custom/acc-0/health-check"),
+    ("POST", "/api/providers/openai-custom/acc-0/detect-models"),
+    ("PUT", "/api/providers/openai-custom/acc-0/credentials"),
+    ("POST", "/api/providers/openai-custom/acc-0/force-expire"),
+    ("POST", "/api/providers/openai-custom/reset-health"),
+    ("POST", "/api/providers/openai-custom/health-check"),
+    ("DELETE", "/api/providers/openai-custom/delete-unhealthy"),
+    ("POST", "/api/kiro/batch-import-tokens"),
+    ("POST", "/api/gemini/batch-import-tokens"),
+    ("POST", "/api/codex/batch-import-tokens"),
+    ("GET", "/api/plugins"),
+    ("POST", "/api/plugins/api-potluck/toggle"),
+    ("GET", "/api/system"),
+    ("GET", "/api/replicas"),
+    ("GET", "/api/access-info"),
+    ("GET", "/api/events"),
+];
+
+#[tokio::test]
+async fn sessions_are_valid_on_every_replica_and_end_everywhere() {
+    let f = fleet(2, &[("LOGIN_EXPIRY", "3"), ("LOGIN_MIN_INTERVAL", "0")]).await;
+    let (a, b) = (&f.gws[0], &f.gws[1]);
+    let t = token(a).await;
+    assert_eq!(t.len(), 64, "32 random bytes in hex");
+    let (status, pools) = call(b, "GET", "/api/providers", Some(&t), None).await;
+    assert_eq!(status, 200, "a session from A works on B: {pools}");
+    assert_eq!(pools["openai-custom"].as_array().map(Vec::len), Some(3));
+
+    // Wrong, missing and malformed tokens are refused on every guarded route, in JSON.
+    for (method, path) in GUARDED {
+        for bad in [None, Some("0".repeat(64)), Some("not a token".into())] {
+            let (status, body) = call(b, method, path, bad.as_deref(), Some(json!({}))).await;
+            assert_eq!(status, 401, "{method} {path} with {bad:?}: {body}");
+            assert_eq!(body["error"]["code"], "UNAUTHORIZED", "{method} {path}");
+        }
+    }
+    // The store keeps only the token's hash.
+    let mut redis =
+        redis::Client::open(f.server.url()).expect("client").get_multiplexed_async_connection().await.expect("conn");
+    let raw: Option<String> =
+        redis::cmd("GET").arg(format!("{PREFIX}sessions:{t}")).query_async(&mut redis).await.expect("get");
+    assert!(raw.is_none(), "no session under the raw token");
+    let hashed: Option<String> = redis::cmd("GET")
+        .arg(format!("{PREFIX}sessions:{}", poolgate_store::Session::token_hash(&t)))
+        .query_async(&mut redis)
+        .await
+        .expect("get");
+    assert!(hashed.is_some_and(|v| !v.contains(&t)), "the session is under the token's hash");
+
+    // Logout on B ends the session on A at once.
+    let t2 = token(b).await;
+    assert_eq!(call(a, "POST", "/api/logout", Some(&t2), None).await.0, 200);
+    assert_eq!(call(b, "GET", "/api/system", Some(&t2), None).await.0, 401, "logged out on A, refused on B");
+    assert_eq!(call(a, "GET", "/api/system", Some(&t), None).await.0, 200, "other sessions stay");
+
+    // Sessions expire after LOGIN_EXPIRY on every replica.
+    tokio::time::sleep(Duration::from_millis(3300)).await;
+    for gw in [a, b] {
+        assert_eq!(call(gw, "GET", "/api/system", Some(&t), None).await.0, 401, "expired");
+    }
+    for gw in &f.gws {
+        let logs = gw.logs();
+        assert!(!logs.contains(&t) && !logs.contains(PASSWORD), "no token or password in logs");
+    }
+}
+
+#[tokio::test]
+async fn the_login_guard_holds_across_replicas() {
+    let f =
+        fleet(2, &[("LOGIN_MAX_ATTEMPTS", "3"), ("LOGIN_LOCKOUT_DURATION", "60"), ("LOGIN_MIN_INTERVAL", "0")]).await;
+    let (a, b) = (&f.gws[0], &f.gws[1]);
+    let (s1, body1, _) = login(a, "wrong-1").await;
+    assert_eq!((s1, body1["error"]["code"].as_str()), (401, Some("INVALID_PASSWORD")), "{body1}");
+    assert!(body1["error"]["message"].as_str().unwrap_or("").contains("2 attempts remaining"), "{body1}");
+    let (s2, body2, _) = login(b, "wrong-2").await;
+    assert!(body2["error"]["message"].as_str().unwrap_or("").contains("1 attempts remaining"), "B counts A's: {body2}");
+    assert_eq!(s2, 401);
+    let (s3, _, _) = login(a, "wrong-3").await;
+    assert_eq!(s3, 401);
+    for gw in [a, b] {
+        let (status, body, retry) = login(gw, PASSWORD).await;
+        assert_eq!(status, 429, "locked out everywhere, even with the right password: {body}");
+        assert_eq!(body["error"]["code"], "LOCKED_OUT");
+        let secs: u64 = retry.expect("Retry-After").parse().expect("seconds");
+        assert!((50..=60).contains(&secs), "{secs}");
+    }
+    // Empty and malformed bodies are the caller's fault, not a crash.
+    let r = client().post(b.url("/api/login")).body("{not json").send().await.expect("send");
+    assert!(matches!(r.status().as_u16(), 400 | 429));
+}
+
+#[tokio::test]
+async fn the_minimum_interval_between_attempts_is_shared() {
+    let f = fleet(2, &[("LOGIN_MIN_INTERVAL", "2000")]).await;
+    let (status, _, _) = login(&f.gws[0], "wrong").await;
+    assert_eq!(status, 401);
+    let (status, body, retry) = login(&f.gws[1], PASSWORD).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (429, Some("TOO_FREQUENT")), "{body}");
+    assert!(retry.is_some());
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(login(&f.gws[1], PASSWORD).await.0, 200);
+}
+
+/// Sends `total` chat requests over `urls`, `concurrency` at a time; statuses and latencies.
+async fn traffic(urls: Vec<String>, total: usize, concurrency: usize) -> (HashMap<u16, usize>, Vec<Duration>) {
+    let client = client();
+    let results: Vec<(u16, Duration)> = futures::stream::iter(0..total)
+        .map(|i| {
+            let (client, url) = (client.clone(), urls[i % urls.len()].clone());
+            async move {
+                let t0 = Instant::now();
+                let s = match client.post(url).bearer_auth(KEY).json(&chat("m", i % 4 == 0)).send().await {
+                    Ok(r) => {
+                        let s = r.status().as_u16();
+                        let _ = r.bytes().await;
+                        s
+                    }
+                    Err(_) => 599,
+                };
+                (s, t0.elapsed())
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let mut by_status = HashMap::new();
+    for (s, _) in &results {
+        *by_status.entry(*s).or_insert(0) += 1;
+    }
+    let mut lat: Vec<Duration> = results.into_iter().map(|(_, d)| d).collect();
+    lat.sort();
+    (by_status, lat)
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+async fn total_usage(store: &RedisStore) -> i64 {
+    store.get_pool("openai-custom").await.expect("pool").iter().map(Account::usage_count).sum()
+}
+
+/// US3: 50 config changes through A while 2,000 requests flow through A and B — none fails or
+/// stalls, and each change is seen by B (its effective config) shortly after.
+#[tokio::test]
+async fn config_changes_apply_everywhere_under_traffic_without_a_failed_request() {
+    let f = fleet(2, &[]).await;
+    let (a, b) = (&f.gws[0], &f.gws[1]);
+    let t = token(a).await;
+    let urls: Vec<String> = f.gws.iter().map(|g| g.url("/v1/chat/completions")).collect();
+    let load = tokio::spawn(traffic(urls, 2000, 16));
+    let mut seen = Vec::new();
+    for i in 0..50 {
+        let value = 100 + i;
+        let (status, body) = call(a, "POST", "/api/config", Some(&t), Some(json!({"MAX_ERROR_COUNT": value}))).await;
+        assert_eq!(status, 200, "{body}");
+        let t0 = Instant::now();
+        loop {
+            let (_, cfg) = call(b, "GET", "/api/config", Some(&t), None).await;
+            if cfg["MAX_ERROR_COUNT"] == value {
+                seen.push(t0.elapsed());
+                break;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(5), "change {i} never reached B");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    let (statuses, lat) = load.await.expect("load");
+    assert_eq!(statuses.get(&200), Some(&2000), "every request answered 200 during the changes: {statuses:?}");
+    seen.sort();
+    eprintln!(
+        "config change → visible on the other replica: p50 {:?}, max {:?}; request p50 {:?}, p99 {:?}",
+        pct(&seen, 0.5),
+        seen[seen.len() - 1],
+        pct(&lat, 0.5),
+        pct(&lat, 0.99)
+    );
+    // Propagation is a pub/sub message; a second would mean the change feed is not working
+    // and only the 5 s safety poll applied it.
+    assert!(seen[seen.len() - 1] < Duration::from_secs(1), "{seen:?}");
+    assert!(pct(&lat, 0.99) < Duration::from_secs(5), "no stalled request");
+    f.store.flush().await.expect("flush");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(total_usage(&f.store).await, 2000, "every answer counted once");
+    // Bad values are refused with the field named, and change nothing.
+    let (status, body) = call(b, "POST", "/api/config", Some(&t), Some(json!({"SERVER_PORT": "http"}))).await;
+    assert_eq!(status, 400);
+    assert!(body["error"]["message"].as_str().unwrap_or("").contains("SERVER_PORT"), "{body}");
+    let (_, cfg) = call(a, "GET", "/api/config", Some(&t), None).await;
+    assert_eq!(cfg["REQUIRED_API_KEY"], Value::Null, "the key comes from the environment here");
+    assert!(!cfg.to_string().contains(KEY), "the client key is never shown");
+}
+
+#[tokio::test]
+async fn account_management_under_traffic_never_loses_a_count() {
+    let f = fleet(2, &[]).await;
+    let (a, b) = (&f.gws[0], &f.gws[1]);
+    let t = token(a).await;
+    let urls: Vec<String> = f.gws.iter().map(|g| g.url("/v1/chat/completions")).collect();
+    let load = tokio::spawn(traffic(urls, 1500, 16));
+    let new = json!({"providerType": "openai-custom", "providerConfig": {
+        "uuid": "acc-new", "customName": "added live", "OPENAI_API_KEY": "sk-upstream-new", "OPENAI_BASE_URL": f.mock.url("/v1")}});
+    let (status, body) = call(a, "POST", "/api/providers", Some(&t), Some(new)).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["provider"]["OPENAI_API_KEY"], "******", "secrets masked in answers");
+    for i in 0..20 {
+        let edit = json!({"customName": format!("renamed {i}"), "usageCount": 0, "errorCount": 0});
+        let (status, body) = call(b, "PUT", "/api/providers/openai-custom/acc-1", Some(&t), Some(edit)).await;
+        assert_eq!(status, 200, "{body}");
+        let action = if i % 2 == 0 { "disable" } else { "enable" };
+        assert_eq!(
+            call(a, "POST", &format!("/api/providers/openai-custom/acc-2/{action}"), Some(&t), None).await.0,
+            200
+        );
+    }
+    let (statuses, _) = load.await.expect("load");
+    let ok = statuses.get(&200).copied().unwrap_or(0);
+    assert_eq!(ok, 1500, "{statuses:?}");
+    f.store.flush().await.expect("flush");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(total_usage(&f.store).await, ok as i64, "edits never overwrite counts");
+    let acc1 = f.store.get_account("openai-custom", "acc-1").await.expect("acc-1");
+    assert_eq!(acc1.custom_name(), Some("renamed 19"));
+    assert!(!f.store.get_account("openai-custom", "acc-2").await.expect("acc-2").is_disabled());
+
+    // Runtime fields and bad URLs are refused as spec input.
+    let bad = json!({"providerType": "openai-custom", "providerConfig": {"OPENAI_BASE_URL": "ftp://x", "OPENAI_API_KEY": "k"}});
+    let (status, body) = call(a, "POST", "/api/providers", Some(&t), Some(bad)).await;
+    assert_eq!(status, 400, "{body}");
+    let bad = json!({"providerType": "no-such-type", "providerConfig": {}});
+    assert_eq!(call(a, "POST", "/api/providers", Some(&t), Some(bad)).await.0, 400);
+    assert_eq!(call(a, "PUT", "/api/providers/openai-custom/missing", Some(&t), Some(json!({}))).await.0, 404);
+    let text = call(a, "GET", "/api/providers", Some(&t), None).await.1.to_string();
+    assert!(!text.contains("sk-upstream"), "no upstream key reaches the browser: {text}");
+}
+
+#[tokio::test]
+async fn a_disabled_account_stops_serving_on_the_other_replica_and_the_feed_says_so() {
+    let f = fleet(2, &[]).await;
+    let (a, b) = (&f.gws[0], &f.gws[1]);
+    let t = token(a).await;
+    // Listen to B's event feed.
+    let resp = client().get(b.url(&format!("/api/events?token={t}"))).send().await.expect("events");
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"].to_str().unwrap_or("").starts_with("text/event-stream"));
+    let mut feed = resp.bytes_stream();
+
+    assert_eq!(call(a, "POST", "/api/providers/openai-custom/acc-0/disable", Some(&t), None).await.0, 200);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut text = String::new();
+    while !text.contains("\"uuid\":\"acc-0\"") || !text.contains("\"isDisabled\":true") {
+        let chunk = tokio::time::timeout_at(deadline.into(), feed.next()).await.expect("event in time");
+        text.push_str(&String::from_utf8_lossy(&chunk.expect("open").expect("bytes")));
+    }
+    assert!(text.contains("event: ready") && text.contains("event: provider_update"), "{text}");
+
+    let before = f.mock.hits_for_key("sk-upstream-0");
+    let (statuses, _) = traffic(vec![b.url("/v1/chat/completions")], 60, 4).await;
+    assert_eq!(statuses.get(&200), Some(&60));
+    assert_eq!(f.mock.hits_for_key("sk-upstream-0"), before, "B never routes to the disabled account");
+}
+
+#[tokio::test]
+async fn credentials_import_dedups_and_operator_owned_accounts_are_read_only() {
+    let f = fleet(1, &[]).await;
+    let gw = &f.gws[0];
+    let t = token(gw).await;
+    let body = json!({"refreshTokens": "rt-one\nrt-two\n\nrt-one", "region": "us-east-1"});
+    let (status, r) = call(gw, "POST", "/api/kiro/batch-import-tokens", Some(&t), Some(body.clone())).await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!((r["imported"].as_u64(), r["duplicates"].as_u64()), (Some(2), Some(1)), "{r}");
+    let (_, again) = call(gw, "POST", "/api/kiro/batch-import-tokens", Some(&t), Some(body)).await;
+    assert_eq!((again["imported"].as_u64(), again["duplicates"].as_u64()), (Some(0), Some(3)), "{again}");
+    let uuid = r["uuids"][0].as_str().expect("uuid").to_string();
+    let stored = f.store.get_token("claude-kiro-oauth", &uuid).await.expect("token").expect("stored");
+    assert_eq!(stored["refreshToken"], "rt-one");
+    let imported = f.store.get_account("claude-kiro-oauth", &uuid).await.expect("acc");
+    assert!(imported.needs_refresh(), "renewed on first use: {imported:?}\n{}", gw.logs());
+
+    let gem = json!({"credentials": [{"refresh_token": "g-rt", "access_token": "g-at", "expiry_date": 1}, {"no": "refresh"}]});
+    let (_, r) = call(gw, "POST", "/api/gemini/batch-import-tokens", Some(&t), Some(gem)).await;
+    assert_eq!((r["imported"].as_u64(), r["failed"].as_u64()), (Some(1), Some(1)), "{r}");
+    assert!(!r.to_string().contains("g-rt"), "answers never echo credentials");
+
+    // Upload one account's token (an account added without one); force-expire marks it.
+    let add =
+        json!({"providerType": "claude-kiro-oauth", "providerConfig": {"uuid": "kiro-upload", "customName": "k"}});
+    assert_eq!(call(gw, "POST", "/api/providers", Some(&t), Some(add)).await.0, 201);
+    let path = "/api/providers/claude-kiro-oauth/kiro-upload";
+    let token_json = json!({"refreshToken": "rt-new", "accessToken": "at", "expiresAt": "2030-01-01T00:00:00Z"});
+    assert_eq!(call(gw, "PUT", &format!("{path}/credentials"), Some(&t), Some(token_json)).await.0, 200);
+    let stored = f.store.get_token("claude-kiro-oauth", "kiro-upload").await.expect("token").expect("stored");
+    assert_eq!(stored["refreshToken"], "rt-new");
+    assert!(!f.store.get_account("claude-kiro-oauth", "kiro-upload").await.expect("acc").needs_refresh());
+    assert_eq!(call(gw, "PUT", &format!("{path}/credentials"), Some(&t), Some(json!({"x": 1}))).await.0, 400);
+    assert_eq!(call(gw, "POST", &format!("{path}/force-expire"), Some(&t), None).await.0, 200);
+    // The test's own store hears of the gateway's write through pub/sub: wait for it.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !f.store.get_account("claude-kiro-oauth", "kiro-upload").await.expect("acc").needs_refresh() {
+        assert!(Instant::now() < deadline, "force-expire marks the account for refresh");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // An operator-owned account: spec edits and deletion refused, runtime actions allowed.
+    let owned = json!({"uuid": "owned-1", "OPENAI_API_KEY": "k", "OPENAI_BASE_URL": f.mock.url("/v1"), "poolgateOwner": "ProviderPool/ns/p"});
+    f.store.add_account("openai-custom", acc(owned)).await.expect("owned");
+    let p = "/api/providers/openai-custom/owned-1";
+    let (status, body) = call(gw, "PUT", p, Some(&t), Some(json!({"customName": "x"}))).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("MANAGED_BY_OPERATOR")), "{body}");
+    assert_eq!(call(gw, "DELETE", p, Some(&t), None).await.0, 409);
+    assert_eq!(call(gw, "POST", &format!("{p}/disable"), Some(&t), None).await.0, 200);
+    assert_eq!(call(gw, "POST", &format!("{p}/reset-health"), Some(&t), None).await.0, 200);
+    let (_, pools) = call(gw, "GET", "/api/providers", Some(&t), None).await;
+    let row = pools["openai-custom"].as_array().and_then(|a| a.iter().find(|r| r["uuid"] == "owned-1")).cloned();
+    assert_eq!(row.expect("listed")["managedBy"], "ProviderPool/ns/p");
+}
+
+#[tokio::test]
+async fn status_replicas_and_plugins() {
+    let f = fleet(2, &[]).await;
+    let t = token(&f.gws[0]).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, r) = call(&f.gws[1], "GET", "/api/replicas", Some(&t), None).await;
+        assert_eq!(status, 200);
+        if r["count"] == 2 {
+            assert_eq!(r["replicas"].as_array().map(|a| a.iter().filter(|x| x["self"] == true).count()), Some(1));
+            break;
+        }
+        assert!(Instant::now() < deadline, "both replicas heartbeat: {r}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, sys) = call(&f.gws[0], "GET", "/api/system", Some(&t), None).await;
+    assert_eq!(sys["storage"]["type"], "redis");
+    let (status, r) =
+        call(&f.gws[0], "POST", "/api/plugins/api-potluck/toggle", Some(&t), Some(json!({"enabled": true}))).await;
+    assert_eq!((status, r["enabled"].as_bool()), (200, Some(true)), "{r}");
+    let (_, list) = call(&f.gws[1], "GET", "/api/plugins", Some(&t), None).await;
+    let potluck = list["plugins"].as_array().and_then(|a| a.iter().find(|p| p["name"] == "api-potluck")).cloned();
+    assert_eq!(potluck.expect("listed")["enabled"], true, "stored, so B sees it");
+    assert_eq!(call(&f.gws[0], "POST", "/api/plugins/nope/toggle", Some(&t), None).await.0, 404);
+}
+
+#[tokio::test]
+async fn file_mode_serves_the_same_api_and_no_password_means_off() {
+    let dir = config_dir(&json!({"SCHEDULED_HEALTH_CHECK": {"enabled": false}}), &json!({}));
+    let env = [("LOGIN_MIN_INTERVAL", "0".to_string())];
+    let gw = Gateway::start(dir.path(), &env).await;
+    for password in ["admin123", "", "anything"] {
+        let (status, body, _) = login(&gw, password).await;
+        assert_eq!(status, 503, "no built-in default password: {body}");
+        assert!(body["error"]["message"].as_str().unwrap_or("").contains("admin-password"), "{body}");
+    }
+    drop(gw);
+    // `poolgate admin-password` stores it hashed in configs/pwd.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_poolgate"))
+        .args(["admin-password", "--config-dir"])
+        .arg(dir.path())
+        .env("POOLGATE_ADMIN_PASSWORD", PASSWORD)
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pwd = std::fs::read_to_string(dir.path().join("pwd")).expect("pwd");
+    assert!(pwd.starts_with("pbkdf2:") && !pwd.contains(PASSWORD), "{pwd}");
+
+    let gw = Gateway::start(dir.path(), &env).await;
+    let t = token(&gw).await;
+    let sessions = std::fs::read_to_string(dir.path().join("token-store.json")).expect("token-store.json");
+    assert!(!sessions.contains(&t), "sessions are stored under the token's hash");
+    assert!(sessions.contains(&poolgate_store::Session::token_hash(&t)));
+    let (status, body) = call(&gw, "POST", "/api/config", Some(&t), Some(json!({"MAX_ERROR_COUNT": 7}))).await;
+    assert_eq!(status, 200, "{body}");
+    let cfg: Value = parse(&std::fs::read_to_string(dir.path().join("config.json")).expect("config.json"));
+    assert_eq!(cfg["MAX_ERROR_COUNT"], 7, "written to config.json");
+    let new = json!({"providerType": "openai-custom", "providerConfig": {"OPENAI_API_KEY": "k", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}});
+    assert_eq!(call(&gw, "POST", "/api/providers", Some(&t), Some(new)).await.0, 201);
+    let pools: Value = parse(&std::fs::read_to_string(dir.path().join("provider_pools.json")).expect("pools"));
+    assert_eq!(pools["openai-custom"].as_array().map(Vec::len), Some(1));
+    // A restart keeps the session (token-store.json).
+    drop(gw);
+    let gw = Gateway::start(dir.path(), &env).await;
+    assert_eq!(call(&gw, "GET", "/api/system", Some(&t), None).await.0, 200);
+    assert_eq!(call(&gw, "POST", "/api/logout", Some(&t), None).await.0, 200);
+    assert_eq!(call(&gw, "GET", "/api/system", Some(&t), None).await.0, 401);
+}
+
+#[tokio::test]
+async fn the_dashboard_is_embedded_with_a_strict_policy_and_can_be_turned_off() {
+    let dir = config_dir(&json!({}), &json!({}));
+    let gw = Gateway::start(dir.path(), &[]).await;
+    for (path, kind) in [("/", "text/html"), ("/ui/app.js", "text/javascript"), ("/ui/app.css", "text/css")] {
+        let r = client().get(gw.url(path)).send().await.expect("get");
+        assert_eq!(r.status(), 200, "{path}");
+        assert!(r.headers()["content-type"].to_str().unwrap_or("").starts_with(kind));
+        let csp = r.headers()["content-security-policy"].to_str().unwrap_or("").to_string();
+        assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'"), "{csp}");
+    }
+    let html = client().get(gw.url("/")).send().await.expect("get").text().await.expect("text");
+    assert!(!html.contains("http://") && !html.contains("https://"), "nothing fetched from elsewhere");
+    drop(gw);
+    let gw = Gateway::start(dir.path(), &[("UI_ENABLED", "false".into())]).await;
+    assert_eq!(client().get(gw.url("/")).send().await.expect("get").status(), 404);
+    assert_eq!(login(&gw, "x").await.0, 503, "the API stays up without the UI");
+}

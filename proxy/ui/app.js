@@ -1,0 +1,194 @@
+// poolgate dashboard. Plain DOM, no dependencies. Every stored value is put on the page with
+// textContent (never innerHTML), so an account named "<img onerror=…>" shows as text.
+'use strict';
+
+const state = { token: sessionStorage.getItem('poolgate-token'), events: null };
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === 'onclick') node.addEventListener('click', v);
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c ?? '')));
+  return node;
+}
+
+async function api(method, path, body) {
+  const headers = { Authorization: `Bearer ${state.token}` };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const resp = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const data = await resp.json().catch(() => ({}));
+  if (resp.status === 401 && path !== '/api/login') { loggedOut(); }
+  if (!resp.ok) throw new Error(data?.error?.message || data?.message || `HTTP ${resp.status}`);
+  return data;
+}
+
+function show(view) {
+  for (const s of document.querySelectorAll('.view')) s.hidden = s.id !== view;
+  for (const b of document.querySelectorAll('#nav button[data-view]')) b.classList.toggle('active', b.dataset.view === view);
+  const load = { overview: loadOverview, pools: loadPools, config: loadConfig, plugins: loadPlugins }[view];
+  if (load) load().catch(report);
+}
+
+function report(e) { console.warn(e.message); }
+
+function say(id, text, isError) {
+  const p = document.getElementById(id);
+  p.textContent = text;
+  p.className = isError ? 'error' : 'message';
+}
+
+function loggedIn(token) {
+  state.token = token;
+  sessionStorage.setItem('poolgate-token', token);
+  document.getElementById('nav').hidden = false;
+  openEvents();
+  show('overview');
+}
+
+function loggedOut() {
+  state.token = null;
+  sessionStorage.removeItem('poolgate-token');
+  if (state.events) { state.events.close(); state.events = null; }
+  document.getElementById('nav').hidden = true;
+  show('login');
+}
+
+async function loadOverview() {
+  const [sys, reps, pools] = await Promise.all([api('GET', '/api/system'), api('GET', '/api/replicas'), api('GET', '/api/providers')]);
+  const st = sys.storage;
+  document.getElementById('overview-storage').replaceChildren(
+    el('p', {}, `Storage: ${st.type} — `, el('span', { class: st.connected && !st.degraded ? 'good' : 'bad' }, st.connected && !st.degraded ? 'healthy' : 'degraded'),
+      ` — version ${sys.appVersion}, replica ${sys.replicaId}`));
+  const rbody = document.querySelector('#replicas tbody');
+  rbody.replaceChildren(...reps.replicas.map(r => el('tr', {}, el('td', {}, r.id + (r.self ? ' (this one)' : '')), el('td', {}, r.hostname),
+    el('td', {}, r.version), el('td', {}, r.inFlight), el('td', {}, new Date(r.seenAt).toLocaleTimeString()))));
+  const sbody = document.querySelector('#pool-summary tbody');
+  sbody.replaceChildren(...Object.entries(pools._summary || {}).map(([t, s]) => el('tr', {}, el('td', {}, t), el('td', {}, s.totalCount),
+    el('td', {}, s.healthyCount), el('td', {}, s.usableCount))));
+}
+
+function accountRow(type, a) {
+  const path = `/api/providers/${encodeURIComponent(type)}/${encodeURIComponent(a.uuid)}`;
+  const act = (label, suffix, method = 'POST') => el('button', { 'data-action': suffix || method.toLowerCase(), onclick: async () => {
+    try { await api(method, path + (suffix ? `/${suffix}` : '')); say('pools-message', `${label}: ${a.customName || a.uuid}`); loadPools(); }
+    catch (e) { say('pools-message', e.message, true); }
+  } }, label);
+  const health = a.isDisabled ? el('span', { class: 'muted' }, 'disabled') : el('span', { class: a.isHealthy ? 'good' : 'bad' }, a.isHealthy ? 'healthy' : 'unhealthy');
+  const actions = el('td', {}, a.isDisabled ? act('Enable', 'enable') : act('Disable', 'disable'), act('Reset', 'reset-health'), act('Check', 'health-check'));
+  if (!a.managedBy) actions.append(act('Delete', '', 'DELETE'));
+  return el('tr', { 'data-uuid': a.uuid }, el('td', { class: 'name' }, a.customName || ''), el('td', {}, a.uuid), health,
+    el('td', {}, a.usageCount ?? 0), el('td', {}, a.errorCount ?? 0), el('td', {}, a.lastErrorMessage || ''),
+    el('td', {}, a.managedBy || ''), actions);
+}
+
+async function loadPools() {
+  const pools = await api('GET', '/api/providers');
+  const box = document.getElementById('pool-tables');
+  box.replaceChildren();
+  for (const [type, accounts] of Object.entries(pools)) {
+    if (type === '_summary') continue;
+    const head = el('tr', {}, ...['Name', 'UUID', 'Health', 'Usage', 'Errors', 'Last error', 'Managed by', 'Actions'].map(h => el('th', {}, h)));
+    box.append(el('h3', {}, type), el('table', { 'data-pool': type }, el('thead', {}, head), el('tbody', {}, ...accounts.map(a => accountRow(type, a)))));
+  }
+}
+
+const FORM_FIELDS = [['MODEL_PROVIDER', 'text'], ['MAX_ERROR_COUNT', 'number'], ['REQUEST_MAX_RETRIES', 'number'],
+  ['CREDENTIAL_SWITCH_MAX_RETRIES', 'number'], ['RATE_LIMIT_COOLDOWN_MS', 'number'], ['UPSTREAM_TIMEOUT_MS', 'number'],
+  ['LOGIN_EXPIRY', 'number'], ['LOGIN_MAX_ATTEMPTS', 'number']];
+
+async function loadConfig() {
+  const cfg = await api('GET', '/api/config');
+  document.getElementById('config-raw').value = JSON.stringify(cfg, null, 2);
+  const form = document.getElementById('config-form');
+  form.replaceChildren(...FORM_FIELDS.map(([name, type]) => {
+    const v = cfg[name];
+    const input = el('input', { name, type, value: Array.isArray(v) ? v.join(',') : (v ?? '') });
+    return el('label', {}, name, input);
+  }), el('button', { type: 'submit', id: 'config-save' }, 'Save'));
+}
+
+async function saveConfig(patch) {
+  try { await api('POST', '/api/config', patch); say('config-message', 'Saved and applied on every replica'); loadConfig(); }
+  catch (e) { say('config-message', e.message, true); }
+}
+
+async function loadPlugins() {
+  const { plugins } = await api('GET', '/api/plugins');
+  document.querySelector('#plugin-table tbody').replaceChildren(...plugins.map(p => {
+    const box = el('input', { type: 'checkbox' });
+    box.checked = p.enabled;
+    box.addEventListener('change', () => api('POST', `/api/plugins/${encodeURIComponent(p.name)}/toggle`, { enabled: box.checked }).catch(report));
+    return el('tr', {}, el('td', {}, p.name), el('td', {}, p.description || ''), el('td', {}, box));
+  }));
+}
+
+function openEvents() {
+  if (state.events) state.events.close();
+  const src = new EventSource(`/api/events?token=${encodeURIComponent(state.token)}`);
+  const log = document.getElementById('event-log');
+  for (const name of ['ready', 'config_update', 'provider_update', 'health_status_change', 'token_update', 'plugin_update', 'resync']) {
+    src.addEventListener(name, ev => {
+      log.prepend(el('li', {}, `${new Date().toLocaleTimeString()} ${name} ${ev.data}`));
+      while (log.children.length > 200) log.lastChild.remove();
+      const visible = document.querySelector('.view:not([hidden])')?.id;
+      if (name !== 'ready' && visible === 'pools' && name !== 'token_update') loadPools().catch(report);
+    });
+  }
+  state.events = src;
+}
+
+document.addEventListener('DOMContentLoaded', () => {
+  document.getElementById('login-form').addEventListener('submit', async ev => {
+    ev.preventDefault();
+    const password = document.getElementById('password').value;
+    try {
+      const resp = await fetch('/api/login', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ password }) });
+      const data = await resp.json().catch(() => ({}));
+      if (!resp.ok) throw new Error(data?.error?.message || `HTTP ${resp.status}`);
+      document.getElementById('password').value = '';
+      say('login-error', '');
+      loggedIn(data.token);
+    } catch (e) { say('login-error', e.message, true); }
+  });
+  for (const b of document.querySelectorAll('#nav button[data-view]')) b.addEventListener('click', () => show(b.dataset.view));
+  document.getElementById('logout').addEventListener('click', async () => { await api('POST', '/api/logout').catch(report); loggedOut(); });
+  document.getElementById('config-form').addEventListener('submit', ev => {
+    ev.preventDefault();
+    const patch = {};
+    for (const input of ev.target.querySelectorAll('input')) {
+      if (input.value === '') continue;
+      patch[input.name] = input.type === 'number' ? Number(input.value) : input.value;
+    }
+    saveConfig(patch);
+  });
+  document.getElementById('config-raw-save').addEventListener('click', () => {
+    try { saveConfig(JSON.parse(document.getElementById('config-raw').value)); }
+    catch (e) { say('config-message', `Not valid JSON: ${e.message}`, true); }
+  });
+  document.getElementById('add-form').addEventListener('submit', async ev => {
+    ev.preventDefault();
+    try {
+      const providerConfig = JSON.parse(document.getElementById('add-fields').value || '{}');
+      await api('POST', '/api/providers', { providerType: document.getElementById('add-type').value.trim(), providerConfig });
+      say('pools-message', 'Account added');
+      loadPools();
+    } catch (e) { say('pools-message', e.message, true); }
+  });
+  document.getElementById('import-button').addEventListener('click', async () => {
+    const kind = document.getElementById('import-kind').value;
+    const text = document.getElementById('import-text').value;
+    try {
+      const body = kind === 'kiro' ? { refreshTokens: text } : { credentials: JSON.parse(text) };
+      const r = await api('POST', `/api/${kind}/batch-import-tokens`, body);
+      say('import-message', `Imported ${r.imported}, duplicates ${r.duplicates}, failed ${r.failed}`, r.failed > 0);
+      document.getElementById('import-text').value = '';
+    } catch (e) { say('import-message', e.message, true); }
+  });
+  if (state.token) {
+    api('GET', '/api/system').then(() => loggedIn(state.token)).catch(() => loggedOut());
+  } else {
+    loggedOut();
+  }
+});
