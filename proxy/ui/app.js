@@ -78,7 +78,7 @@ function accountRow(type, a) {
   const health = a.isDisabled ? el('span', { class: 'muted' }, 'disabled') : el('span', { class: a.isHealthy ? 'good' : 'bad' }, a.isHealthy ? 'healthy' : 'unhealthy');
   const actions = el('td', {}, a.isDisabled ? act('Enable', 'enable') : act('Disable', 'disable'), act('Reset', 'reset-health'), act('Check', 'health-check'));
   if (!a.managedBy) actions.append(act('Delete', '', 'DELETE'));
-  return el('tr', { 'data-uuid': a.uuid }, el('td', { class: 'name' }, a.customName || ''), el('td', {}, a.uuid), health,
+  return el('tr', { 'data-uuid': a.uuid }, el('td', { class: 'name' }, a.customName || ''), el('td', {}, a.uuid), el('td', { class: 'health' }, health),
     el('td', {}, a.usageCount ?? 0), el('td', {}, a.errorCount ?? 0), el('td', {}, a.lastErrorMessage || ''),
     el('td', {}, a.managedBy || ''), actions);
 }

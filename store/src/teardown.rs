@@ -2,7 +2,7 @@
 //! `deletionPolicy: Delete`): every pool with its tokens and indexes, then the instance's own keys
 //! (config, password, metadata, plugins, usage cache, pool index) and the key families poolgate
 //! writes under it (orphan tokens, sessions, refresh locks, Kiro indexes, writer sequences,
-//! concurrency slots and queues, named leases). Keys under other prefixes are never touched.
+//! concurrency slots and queues, named leases, login guards, replica heartbeats). Keys under other prefixes are never touched.
 
 use crate::error::Result;
 use crate::redis::bulk::BulkWrite;
@@ -21,6 +21,7 @@ const FAMILIES: &[&str] = &[
     "slot-queue-exp:*",
     "lease:*",
     "client-key-*",
+    "login-guard:*",
 ];
 
 /// What [`delete_instance`] removed.
@@ -49,6 +50,7 @@ pub async fn delete_instance(store: &RedisStore) -> Result<TeardownReport> {
         keys.usage_cache(),
         keys.pool_types(),
         keys.client_keys(),
+        keys.replicas(),
     ];
     for family in FAMILIES {
         dels.extend(store.scan_prefixed(family).await?);

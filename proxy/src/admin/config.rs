@@ -17,11 +17,13 @@ use crate::server::AppState;
 pub const MASK: &str = "******";
 
 /// Field names that hold secrets (case-insensitive substrings).
-const SECRET_WORDS: &[&str] = &["key", "token", "secret", "password", "passwd", "credential", "cookie"];
+const SECRET_WORDS: &[&str] =
+    &["key", "token", "secret", "password", "passwd", "credential", "creds", "cookie", "authorization", "private"];
 
+/// Secret by name; a `…_PATH` field names where a secret lives, not the secret.
 fn is_secret_field(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
-    SECRET_WORDS.iter().any(|w| lower.contains(w))
+    SECRET_WORDS.iter().any(|w| lower.contains(w)) && !lower.ends_with("_path")
 }
 
 /// A URL with its user-info removed (`http://user:pw@host` → `http://******@host`).
@@ -229,6 +231,7 @@ mod tests {
         let cfg = json!({
             "REQUIRED_API_KEY": "sk-live", "SERVER_PORT": 3000, "PROXY_URL": "http://u:pw@proxy:8080",
             "nested": {"clientSecret": "x", "list": [{"token": "t"}]}, "GEMINI_OAUTH_CREDS_BASE64": "abc",
+            "KIRO_OAUTH_CREDS_FILE_PATH": "configs/kiro/a.json",
         });
         let m = masked(&cfg);
         let text = m.to_string();
@@ -237,6 +240,7 @@ mod tests {
         }
         assert_eq!(m["SERVER_PORT"], 3000);
         assert_eq!(m["PROXY_URL"], "http://******@proxy:8080");
+        assert_eq!(m["KIRO_OAUTH_CREDS_FILE_PATH"], "configs/kiro/a.json", "paths are not secrets");
     }
 
     #[test]

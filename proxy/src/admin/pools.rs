@@ -34,6 +34,11 @@ fn owner(a: &Account) -> Option<&str> {
 fn view(state: &AppState, pool: &str, a: &Account, now: i64) -> Value {
     let mut v = masked(&Value::Object(a.as_map().clone()));
     if let Some(o) = v.as_object_mut() {
+        // Runtime fields as the selector reads them (absent fields have defaults).
+        o.insert("isHealthy".into(), a.is_healthy().into());
+        o.insert("isDisabled".into(), a.is_disabled().into());
+        o.insert("usageCount".into(), a.usage_count().into());
+        o.insert("errorCount".into(), a.error_count().into());
         o.insert("activeRequests".into(), state.selector.in_flight(pool, a.uuid()).into());
         o.insert("isUsable".into(), usable(a, now).into());
         o.insert("managedBy".into(), owner(a).map_or(Value::Null, |s| Value::String(s.into())));
