@@ -310,6 +310,15 @@ async fn credentials_import_dedups_and_operator_owned_accounts_are_read_only() {
     let imported = f.store.get_account("claude-kiro-oauth", &uuid).await.expect("acc");
     assert!(imported.needs_refresh(), "renewed on first use: {imported:?}\n{}", gw.logs());
 
+    // A token stored by other means (migration, the operator) is found through the refresh index.
+    let seeded = acc(json!({"uuid": "seeded", "customName": "seeded"}));
+    f.store.add_account("claude-kiro-oauth", seeded).await.expect("seeded");
+    f.store.set_token("claude-kiro-oauth", "seeded", &json!({"refreshToken": "rt-seeded"})).await.expect("token");
+    let (_, r) =
+        call(gw, "POST", "/api/kiro/batch-import-tokens", Some(&t), Some(json!({"refreshTokens": ["rt-seeded"]})))
+            .await;
+    assert_eq!((r["imported"].as_u64(), r["duplicates"].as_u64()), (Some(0), Some(1)), "{r}");
+
     let gem = json!({"credentials": [{"refresh_token": "g-rt", "access_token": "g-at", "expiry_date": 1}, {"no": "refresh"}]});
     let (_, r) = call(gw, "POST", "/api/gemini/batch-import-tokens", Some(&t), Some(gem)).await;
     assert_eq!((r["imported"].as_u64(), r["failed"].as_u64()), (Some(1), Some(1)), "{r}");
@@ -349,6 +358,50 @@ async fn credentials_import_dedups_and_operator_owned_accounts_are_read_only() {
 }
 
 #[tokio::test]
+async fn the_same_credential_imported_on_two_replicas_at_once_makes_one_account() {
+    let f = fleet(2, &[("LOGIN_MIN_INTERVAL", "0")]).await;
+    let (ta, tb) = (token(&f.gws[0]).await, token(&f.gws[1]).await);
+    let tokens: Vec<String> = (0..20).map(|i| format!("rt-race-{i}")).collect();
+    let body = json!({"refreshTokens": tokens});
+    let (ra, rb) = tokio::join!(
+        call(&f.gws[0], "POST", "/api/kiro/batch-import-tokens", Some(&ta), Some(body.clone())),
+        call(&f.gws[1], "POST", "/api/kiro/batch-import-tokens", Some(&tb), Some(body)),
+    );
+    let imported = ra.1["imported"].as_u64().unwrap_or(0) + rb.1["imported"].as_u64().unwrap_or(0);
+    assert_eq!(imported, 20, "each token imported once in all: {} {}", ra.1, rb.1);
+    assert_eq!(f.store.get_pool("claude-kiro-oauth").await.expect("pool").len(), 20);
+}
+
+#[tokio::test]
+async fn pool_status_shows_held_and_queued_slots_fleet_wide() {
+    let f = fleet(2, &[]).await;
+    let t = token(&f.gws[0]).await;
+    let mut slow = account("openai-custom", "slow-0", &f.mock.url("/v1"), "sk-slow");
+    slow["concurrencyLimit"] = json!(1);
+    slow["queueLimit"] = json!(5);
+    f.store.replace_pool("openai-custom-slow", vec![acc(slow)]).await.expect("pool");
+    f.mock.set_for_key("sk-slow", poolgate_tests::mock_upstream::Script::slow(Duration::from_millis(1500)));
+    let mut inflight = Vec::new();
+    for gw in [&f.gws[0], &f.gws[1], &f.gws[1]] {
+        let url = gw.url("/openai-custom-slow/v1/chat/completions");
+        inflight.push(tokio::spawn(async move { post(&url, &chat("m", false)).await.0 }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, pool) = call(&f.gws[0], "GET", "/api/providers/openai-custom-slow", Some(&t), None).await;
+        let row = &pool["providers"][0];
+        if row["slotsHeld"] == 1 && row["queuedRequests"] == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "one held and two queued, across both replicas: {row}");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    for h in inflight {
+        assert_eq!(h.await.expect("join"), 200);
+    }
+}
+
+#[tokio::test]
 async fn status_replicas_and_plugins() {
     let f = fleet(2, &[]).await;
     let t = token(&f.gws[0]).await;
@@ -365,6 +418,11 @@ async fn status_replicas_and_plugins() {
     }
     let (_, sys) = call(&f.gws[0], "GET", "/api/system", Some(&t), None).await;
     assert_eq!(sys["storage"]["type"], "redis");
+    // The storage status pages take the admin session as well as the client key.
+    for path in ["/api/redis/status", "/api/storage/status", "/api/usage"] {
+        assert_eq!(call(&f.gws[1], "GET", path, Some(&t), None).await.0, 200, "{path}");
+        assert_eq!(call(&f.gws[1], "GET", path, Some("bogus"), None).await.0, 401, "{path}");
+    }
     let (status, r) =
         call(&f.gws[0], "POST", "/api/plugins/api-potluck/toggle", Some(&t), Some(json!({"enabled": true}))).await;
     assert_eq!((status, r["enabled"].as_bool()), (200, Some(true)), "{r}");

@@ -212,6 +212,26 @@ async fn the_dashboard_drives_the_fleet_in_a_real_browser() {
     }
     assert_eq!(f.mock.hits_for_key("sk-upstream-0"), before, "B never routes to the account disabled on A");
 
+    // Edit an account: its masked key goes back as "******" and stays as stored.
+    let edit = wait_css(&c, "tr[data-uuid='acc-1'] button[data-action='edit']").await;
+    edit.click().await.expect("edit");
+    let fields = wait_css(&c, "#add-fields").await;
+    let shown = fields.prop("value").await.expect("value").unwrap_or_default();
+    assert!(shown.contains("******") && !shown.contains("sk-upstream"), "{shown}");
+    let edited = shown.replace("\"customName\": \"acc-1\"", "\"customName\": \"edited in the browser\"");
+    assert_ne!(edited, shown, "{shown}");
+    fields.clear().await.expect("clear");
+    fields.send_keys(&edited).await.expect("type");
+    c.find(Locator::Css("#add-submit")).await.expect("save").click().await.expect("click");
+    wait_text(&c, "#pools-message", "saved").await;
+    wait_text(&c, "tr[data-uuid='acc-1'] td.name", "edited in the browser").await;
+    let acc1 = f.store.get_account("openai-custom", "acc-1").await.expect("acc-1");
+    assert_eq!(acc1.get("OPENAI_API_KEY"), Some(&json!("sk-upstream-1")), "the key was not overwritten by its mask");
+
+    // Usage and quota (nothing to report for API-key pools, but the page works).
+    c.find(Locator::Css("#nav button[data-view=usage]")).await.expect("nav").click().await.expect("click");
+    wait_text(&c, "#usage-stamp", "As of").await;
+
     // Edit a setting; the other replica runs with it.
     c.find(Locator::Css("#nav button[data-view=config]")).await.expect("nav").click().await.expect("click");
     let field = wait_css(&c, "#config-form input[name=MAX_ERROR_COUNT]").await;

@@ -27,7 +27,7 @@ async function api(method, path, body) {
 function show(view) {
   for (const s of document.querySelectorAll('.view')) s.hidden = s.id !== view;
   for (const b of document.querySelectorAll('#nav button[data-view]')) b.classList.toggle('active', b.dataset.view === view);
-  const load = { overview: loadOverview, pools: loadPools, config: loadConfig, plugins: loadPlugins }[view];
+  const load = { overview: loadOverview, pools: loadPools, usage: () => loadUsage(false), config: loadConfig, plugins: loadPlugins }[view];
   if (load) load().catch(report);
 }
 
@@ -56,7 +56,12 @@ function loggedOut() {
 }
 
 async function loadOverview() {
-  const [sys, reps, pools] = await Promise.all([api('GET', '/api/system'), api('GET', '/api/replicas'), api('GET', '/api/providers')]);
+  const [sys, reps, pools, redis] = await Promise.all([api('GET', '/api/system'), api('GET', '/api/replicas'),
+    api('GET', '/api/providers'), api('GET', '/api/redis/status')]);
+  const rows = [['Type', sys.storage.type], ['Connected', sys.storage.connected], ['Degraded', sys.storage.degraded],
+    ['Queued writes', sys.storage.queuedWrites]];
+  if (redis.enabled) rows.push(['Redis', redis.url || ''], ['Key prefix', redis.keyPrefix || ''], ['Latency (ms)', redis.health?.latencyMs ?? '']);
+  document.querySelector('#storage-status tbody').replaceChildren(...rows.map(([k, v]) => el('tr', {}, el('th', {}, k), el('td', {}, v))));
   const st = sys.storage;
   document.getElementById('overview-storage').replaceChildren(
     el('p', {}, `Storage: ${st.type} — `, el('span', { class: st.connected && !st.degraded ? 'good' : 'bad' }, st.connected && !st.degraded ? 'healthy' : 'degraded'),
@@ -77,9 +82,10 @@ function accountRow(type, a) {
   } }, label);
   const health = a.isDisabled ? el('span', { class: 'muted' }, 'disabled') : el('span', { class: a.isHealthy ? 'good' : 'bad' }, a.isHealthy ? 'healthy' : 'unhealthy');
   const actions = el('td', {}, a.isDisabled ? act('Enable', 'enable') : act('Disable', 'disable'), act('Reset', 'reset-health'), act('Check', 'health-check'));
-  if (!a.managedBy) actions.append(act('Delete', '', 'DELETE'));
+  if (!a.managedBy) actions.append(el('button', { 'data-action': 'edit', onclick: () => editAccount(type, a) }, 'Edit'), act('Delete', '', 'DELETE'));
   return el('tr', { 'data-uuid': a.uuid }, el('td', { class: 'name' }, a.customName || ''), el('td', {}, a.uuid), el('td', { class: 'health' }, health),
-    el('td', {}, a.usageCount ?? 0), el('td', {}, a.errorCount ?? 0), el('td', {}, a.lastErrorMessage || ''),
+    el('td', {}, a.usageCount ?? 0), el('td', {}, a.errorCount ?? 0),
+    el('td', {}, `${a.activeRequests ?? 0}${a.queuedRequests ? ` (+${a.queuedRequests} queued)` : ''}`), el('td', {}, a.lastErrorMessage || ''),
     el('td', {}, a.managedBy || ''), actions);
 }
 
@@ -89,8 +95,52 @@ async function loadPools() {
   box.replaceChildren();
   for (const [type, accounts] of Object.entries(pools)) {
     if (type === '_summary') continue;
-    const head = el('tr', {}, ...['Name', 'UUID', 'Health', 'Usage', 'Errors', 'Last error', 'Managed by', 'Actions'].map(h => el('th', {}, h)));
+    const head = el('tr', {}, ...['Name', 'UUID', 'Health', 'Usage', 'Errors', 'In flight', 'Last error', 'Managed by', 'Actions'].map(h => el('th', {}, h)));
     box.append(el('h3', {}, type), el('table', { 'data-pool': type }, el('thead', {}, head), el('tbody', {}, ...accounts.map(a => accountRow(type, a)))));
+  }
+}
+
+// Fields the server adds for display; never sent back.
+const VIEW_ONLY = ['uuid', 'activeRequests', 'isUsable', 'managedBy', 'slotsHeld', 'queuedRequests', 'isHealthy', 'isDisabled',
+  'usageCount', 'errorCount', 'lastUsed', 'lastErrorTime', 'lastErrorMessage', 'lastHealthCheckTime', 'lastHealthCheckModel',
+  'refreshCount', 'needsRefresh', 'scheduledRecoveryTime', 'addedAt'];
+let editing = null;
+
+function editAccount(type, a) {
+  editing = { type, uuid: a.uuid };
+  const fields = Object.fromEntries(Object.entries(a).filter(([k]) => !VIEW_ONLY.includes(k)));
+  document.getElementById('add-type').value = type;
+  document.getElementById('add-type').disabled = true;
+  document.getElementById('add-fields').value = JSON.stringify(fields, null, 2);
+  document.getElementById('account-form-title').textContent = `Edit ${a.customName || a.uuid}`;
+  document.getElementById('add-submit').textContent = 'Save';
+  document.getElementById('add-cancel').hidden = false;
+}
+
+function stopEditing() {
+  editing = null;
+  document.getElementById('add-type').disabled = false;
+  document.getElementById('add-fields').value = '{}';
+  document.getElementById('account-form-title').textContent = 'Add an account';
+  document.getElementById('add-submit').textContent = 'Add';
+  document.getElementById('add-cancel').hidden = true;
+}
+
+async function loadUsage(refresh) {
+  const data = await api('GET', refresh ? '/api/usage?refresh=true' : '/api/usage');
+  document.getElementById('usage-stamp').textContent = `As of ${data.timestamp || 'never'}${data.fromCache ? ' (cached)' : ''}`;
+  const box = document.getElementById('usage-tables');
+  box.replaceChildren();
+  for (const [type, p] of Object.entries(data.providers || {})) {
+    const head = el('tr', {}, ...['Account', 'Health', 'Plan', 'Used', 'Limit', 'Resets', 'Error'].map(h => el('th', {}, h)));
+    const rows = (p.instances || []).map(i => {
+      const u = i.usage || {};
+      const b = (u.usageBreakdown || [])[0] || {};
+      return el('tr', {}, el('td', {}, i.name || i.uuid), el('td', {}, i.isHealthy ? 'healthy' : 'unhealthy'),
+        el('td', {}, u.subscription?.title || ''), el('td', {}, b.currentUsage ?? ''), el('td', {}, b.usageLimit ?? ''),
+        el('td', {}, u.nextDateReset || ''), el('td', {}, i.error || ''));
+    });
+    box.append(el('h3', {}, type), el('table', { 'data-usage': type }, el('thead', {}, head), el('tbody', {}, ...rows)));
   }
 }
 
@@ -170,12 +220,20 @@ document.addEventListener('DOMContentLoaded', () => {
   document.getElementById('add-form').addEventListener('submit', async ev => {
     ev.preventDefault();
     try {
-      const providerConfig = JSON.parse(document.getElementById('add-fields').value || '{}');
-      await api('POST', '/api/providers', { providerType: document.getElementById('add-type').value.trim(), providerConfig });
-      say('pools-message', 'Account added');
+      const fields = JSON.parse(document.getElementById('add-fields').value || '{}');
+      if (editing) {
+        await api('PUT', `/api/providers/${encodeURIComponent(editing.type)}/${encodeURIComponent(editing.uuid)}`, fields);
+        say('pools-message', 'Account saved');
+        stopEditing();
+      } else {
+        await api('POST', '/api/providers', { providerType: document.getElementById('add-type').value.trim(), providerConfig: fields });
+        say('pools-message', 'Account added');
+      }
       loadPools();
     } catch (e) { say('pools-message', e.message, true); }
   });
+  document.getElementById('add-cancel').addEventListener('click', stopEditing);
+  document.getElementById('usage-refresh').addEventListener('click', () => loadUsage(true).catch(e => say('usage-stamp', e.message, true)));
   document.getElementById('import-button').addEventListener('click', async () => {
     const kind = document.getElementById('import-kind').value;
     const text = document.getElementById('import-text').value;

@@ -50,6 +50,16 @@ pub struct LocalCoord {
 }
 
 impl LocalCoord {
+    /// Live holders and waiters of one account's slots.
+    pub fn slot_load(&self, pool: &str, uuid: &str) -> (u32, u32) {
+        let now = Instant::now();
+        let all = self.slots.lock();
+        let Some(s) = all.get(&format!("{pool}:{uuid}")) else { return (0, 0) };
+        let held = s.active.values().filter(|exp| **exp > now).count();
+        let queued = s.waiting.values().filter(|(_, exp)| *exp > now).count();
+        (held as u32, queued as u32)
+    }
+
     pub fn acquire_slot(&self, pool: &str, uuid: &str, req: &SlotRequest) -> SlotGrant {
         let now = Instant::now();
         let mut all = self.slots.lock();

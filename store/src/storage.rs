@@ -128,6 +128,9 @@ pub trait Storage: Send + Sync {
     async fn acquire_slot(&self, pool: &str, uuid: &str, req: &SlotRequest) -> Result<SlotGrant>;
     /// Frees the holder's slot or queue place (idempotent).
     async fn release_slot(&self, pool: &str, uuid: &str, holder: &str) -> Result<()>;
+    /// `(held, queued)` concurrency slots of each account, fleet-wide (admin status; expired
+    /// leases may count until the next acquire sweeps them).
+    async fn slot_loads(&self, pool: &str, uuids: &[String]) -> Result<Vec<(u32, u32)>>;
     /// Takes the lease `name` for `ttl` unless it is live (held by anyone, including `owner`).
     async fn try_lease(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool>;
 

@@ -36,26 +36,35 @@ pub struct Admin {
 
 /// The session token a request carries: `Authorization: Bearer …`, else `?token=` (EventSource
 /// cannot set headers).
-fn presented_token(parts: &Parts) -> Option<String> {
-    if let Some(v) = parts.headers.get("authorization").and_then(|v| v.to_str().ok()) {
+fn presented_token(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    if let Some(v) = headers.get("authorization").and_then(|v| v.to_str().ok()) {
         if let Some(t) = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")) {
             return Some(t.trim().to_string());
         }
     }
-    let query = parts.uri.query()?;
-    query.split('&').find_map(|kv| kv.strip_prefix("token=")).map(str::to_string)
+    query?.split('&').find_map(|kv| kv.strip_prefix("token=")).map(str::to_string)
+}
+
+/// The live session a request presents, if any (`Ok(None)`: none or not live).
+async fn session_of(state: &AppState, headers: &HeaderMap, query: Option<&str>) -> AdminResult<Option<String>> {
+    let Some(token) = presented_token(headers, query).filter(|t| !t.is_empty() && t.len() <= 256) else {
+        return Ok(None);
+    };
+    Ok(state.store.get_session(&token).await?.map(|_| token))
+}
+
+/// True when the request presents a live admin session.
+pub async fn has_session(state: &AppState, headers: &HeaderMap, query: Option<&str>) -> bool {
+    matches!(session_of(state, headers, query).await, Ok(Some(_)))
 }
 
 impl FromRequestParts<Arc<AppState>> for Admin {
     type Rejection = AdminError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
-        let unauthorized =
-            || AdminError::new(401, "UNAUTHORIZED", "Log in first: POST /api/login with the admin password");
-        let token = presented_token(parts).filter(|t| !t.is_empty() && t.len() <= 256).ok_or_else(unauthorized)?;
-        match state.store.get_session(&token).await? {
-            Some(_) => Ok(Admin { token }),
-            None => Err(unauthorized()),
+        match session_of(state, &parts.headers, parts.uri.query()).await? {
+            Some(token) => Ok(Admin { token }),
+            None => Err(AdminError::new(401, "UNAUTHORIZED", "Log in first: POST /api/login with the admin password")),
         }
     }
 }

@@ -68,9 +68,13 @@ pub async fn force_expire(
     Ok(Json(json!({"success": true, "message": "Token marked for refresh"})).into_response())
 }
 
-/// Refresh tokens already stored for `pool`'s accounts (the dedup set of a batch).
+/// Refresh tokens already stored for `pool`'s accounts (the dedup set of a batch). Kiro pools
+/// need no scan: the store's refresh index answers for them.
 async fn known_refresh_tokens(state: &AppState, pool: &str) -> AdminResult<HashSet<String>> {
     let mut known = HashSet::new();
+    if poolgate_store::provider::is_kiro(pool) {
+        return Ok(known);
+    }
     for a in state.store.get_pool(pool).await? {
         if let Some(t) = state.store.get_token(pool, a.uuid()).await? {
             if let Some(r) = refresh_of(pool, &t) {
@@ -81,7 +85,12 @@ async fn known_refresh_tokens(state: &AppState, pool: &str) -> AdminResult<HashS
     Ok(known)
 }
 
-/// Adds one account holding `token`; `Ok(false)` when its refresh token is already in a pool.
+/// How long an import holds the claim on a refresh token: imports of the same credential on
+/// other replicas meanwhile count as duplicates.
+const IMPORT_CLAIM: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Adds one account holding `token`; `Ok(None)` when its refresh token is already in a pool
+/// (the Kiro refresh index, this batch, or an import of it running on any replica).
 async fn import_one(
     state: &AppState,
     pool: &str,
@@ -92,9 +101,19 @@ async fn import_one(
     check_token(pool, token)?;
     let refresh = refresh_of(pool, token).unwrap_or_default().to_string();
     if !refresh.is_empty() {
+        if known.contains(&refresh) {
+            return Ok(None);
+        }
+        let claim = {
+            use sha2::{Digest, Sha256};
+            format!("import:{pool}:{}", hex::encode(Sha256::digest(refresh.as_bytes())))
+        };
+        if !state.store.try_lease(&claim, &state.replica_id, IMPORT_CLAIM).await? {
+            return Ok(None);
+        }
         let indexed = poolgate_store::provider::is_kiro(pool)
             && state.store.find_kiro_account_by_refresh_token(&refresh).await?.is_some();
-        if indexed || known.contains(&refresh) {
+        if indexed {
             return Ok(None);
         }
     }

@@ -30,8 +30,12 @@ fn owner(a: &Account) -> Option<&str> {
 }
 
 /// One account as the browser sees it: secrets masked, with live status beside the stored
-/// fields.
+/// fields (`slots`: concurrency slots held and queued fleet-wide, when the account has a limit).
 fn view(state: &AppState, pool: &str, a: &Account, now: i64) -> Value {
+    view_with(state, pool, a, now, None)
+}
+
+fn view_with(state: &AppState, pool: &str, a: &Account, now: i64, slots: Option<(u32, u32)>) -> Value {
     let mut v = masked(&Value::Object(a.as_map().clone()));
     if let Some(o) = v.as_object_mut() {
         // Runtime fields as the selector reads them (absent fields have defaults).
@@ -42,21 +46,30 @@ fn view(state: &AppState, pool: &str, a: &Account, now: i64) -> Value {
         o.insert("activeRequests".into(), state.selector.in_flight(pool, a.uuid()).into());
         o.insert("isUsable".into(), usable(a, now).into());
         o.insert("managedBy".into(), owner(a).map_or(Value::Null, |s| Value::String(s.into())));
+        if let Some((held, queued)) = slots {
+            o.insert("slotsHeld".into(), held.into());
+            o.insert("queuedRequests".into(), queued.into());
+        }
     }
     v
 }
 
-fn pool_summary(state: &AppState, pool: &str, accounts: &[Account]) -> Value {
+async fn pool_summary(state: &AppState, pool: &str, accounts: &[Account]) -> AdminResult<Value> {
     let now = epoch_ms();
     let healthy = accounts.iter().filter(|a| a.is_healthy() && !a.is_disabled()).count();
-    json!({
+    let limited: Vec<String> =
+        accounts.iter().filter(|a| crate::pool::slots::limits(a).is_some()).map(|a| a.uuid().to_string()).collect();
+    let loads = state.store.slot_loads(pool, &limited).await?;
+    let load_of = |uuid: &str| limited.iter().position(|u| u == uuid).and_then(|i| loads.get(i).copied());
+    let views: Vec<Value> = accounts.iter().map(|a| view_with(state, pool, a, now, load_of(a.uuid()))).collect();
+    Ok(json!({
         "providerType": pool,
-        "providers": accounts.iter().map(|a| view(state, pool, a, now)).collect::<Vec<_>>(),
+        "providers": views,
         "totalCount": accounts.len(),
         "healthyCount": healthy,
         "usableCount": accounts.iter().filter(|a| usable(a, now)).count(),
         "served": state.providers.get(pool).is_some(),
-    })
+    }))
 }
 
 /// `GET /api/providers`: every pool, `{type: [account…]}` as the reference, plus `_summary`.
@@ -65,7 +78,7 @@ pub async fn list(State(state): State<Arc<AppState>>, _admin: Admin) -> AdminRes
     let mut out = Map::new();
     let mut summary = Map::new();
     for (t, accounts) in &pools {
-        let s = pool_summary(&state, t, accounts);
+        let s = pool_summary(&state, t, accounts).await?;
         out.insert(t.clone(), s["providers"].clone());
         summary.insert(
             t.clone(),
@@ -86,7 +99,7 @@ pub async fn supported(State(state): State<Arc<AppState>>, _admin: Admin) -> Adm
 /// `GET /api/providers/{type}`.
 pub async fn one_pool(State(state): State<Arc<AppState>>, _admin: Admin, Path(pool): Path<String>) -> AdminResult {
     let accounts = state.store.get_pool(&pool).await?;
-    Ok(Json(pool_summary(&state, &pool, &accounts)).into_response())
+    Ok(Json(pool_summary(&state, &pool, &accounts).await?).into_response())
 }
 
 #[derive(Deserialize)]

@@ -27,12 +27,14 @@ fn unauthorized() -> Response {
     (StatusCode::UNAUTHORIZED, Json(body)).into_response()
 }
 
-fn authorized(state: &AppState, headers: &HeaderMap, query: Option<&str>) -> bool {
+/// The main client key, or a live admin session (the dashboard reads these pages too).
+async fn authorized(state: &AppState, headers: &HeaderMap, query: Option<&str>) -> bool {
     key_matches(presented_key(headers, query), &state.config().api_key)
+        || crate::admin::auth::has_session(state, headers, query).await
 }
 
 pub async fn storage_status(State(state): State<Arc<AppState>>, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
-    if !authorized(&state, &headers, q.as_deref()) {
+    if !authorized(&state, &headers, q.as_deref()).await {
         return unauthorized();
     }
     let st = state.store.status();
@@ -46,7 +48,7 @@ pub async fn storage_status(State(state): State<Arc<AppState>>, headers: HeaderM
 }
 
 pub async fn redis_status(State(state): State<Arc<AppState>>, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
-    if !authorized(&state, &headers, q.as_deref()) {
+    if !authorized(&state, &headers, q.as_deref()).await {
         return unauthorized();
     }
     let st = state.store.status();
@@ -104,7 +106,7 @@ pub async fn provider_health(
     RawQuery(raw): RawQuery,
     axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> Response {
-    let detailed = authorized(&state, &headers, raw.as_deref());
+    let detailed = authorized(&state, &headers, raw.as_deref()).await;
     let threshold = q.get("unhealthRatioThreshold").and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0001);
     let types = match q.get("provider") {
         Some(p) => vec![p.clone()],
@@ -193,7 +195,7 @@ pub async fn usage_type(
 }
 
 async fn usage_for(state: Arc<AppState>, headers: HeaderMap, q: Option<String>, pool: Option<String>) -> Response {
-    if !authorized(&state, &headers, q.as_deref()) {
+    if !authorized(&state, &headers, q.as_deref()).await {
         return unauthorized();
     }
     let refresh = q.as_deref().unwrap_or("").split('&').any(|kv| kv == "refresh=true" || kv == "refresh=1");

@@ -572,6 +572,10 @@ impl Storage for FileStore {
         Ok(())
     }
 
+    async fn slot_loads(&self, pool: &str, uuids: &[String]) -> Result<Vec<(u32, u32)>> {
+        Ok(uuids.iter().map(|u| self.coord.slot_load(pool, u)).collect())
+    }
+
     async fn try_lease(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool> {
         Ok(self.coord.try_lease(name, owner, ttl))
     }

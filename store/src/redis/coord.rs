@@ -57,3 +57,17 @@ pub(crate) async fn try_lease(shared: &Shared, name: &str, owner: &str, ttl: Dur
         .map_err(|e| shared.link.fail(e))?;
     Ok(r.is_some())
 }
+
+pub(crate) async fn slot_loads(shared: &Shared, pool: &str, uuids: &[String]) -> Result<Vec<(u32, u32)>> {
+    if uuids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for u in uuids {
+        pipe.zcard(shared.keys.slots(pool, u)).zcard(shared.keys.slot_queue(pool, u));
+    }
+    let mut c = shared.link.conn()?;
+    shared.link.count_command();
+    let counts: Vec<u32> = pipe.query_async(&mut c).await.map_err(|e| shared.link.fail(e))?;
+    Ok(counts.chunks(2).map(|p| (p[0], p.get(1).copied().unwrap_or(0))).collect())
+}

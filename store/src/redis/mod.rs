@@ -695,6 +695,10 @@ impl Storage for RedisStore {
         coord::release_slot(&self.shared, pool, uuid, holder).await
     }
 
+    async fn slot_loads(&self, pool: &str, uuids: &[String]) -> Result<Vec<(u32, u32)>> {
+        coord::slot_loads(&self.shared, pool, uuids).await
+    }
+
     async fn try_lease(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool> {
         coord::try_lease(&self.shared, name, owner, ttl).await
     }
