@@ -402,6 +402,87 @@ async fn pool_status_shows_held_and_queued_slots_fleet_wide() {
 }
 
 #[tokio::test]
+async fn checks_resets_model_detection_and_unhealthy_cleanup() {
+    let f = fleet(1, &[]).await;
+    let (gw, t) = (&f.gws[0], token(&f.gws[0]).await);
+    let p = "/api/providers/openai-custom";
+    let (status, r) = call(gw, "POST", &format!("{p}/acc-0/detect-models"), Some(&t), None).await;
+    assert_eq!((status, r["models"].clone()), (200, json!(["mock-model"])), "{r}");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while f.store.get_account("openai-custom", "acc-0").await.expect("acc").get("supportedModels")
+        != Some(&json!(["mock-model"]))
+    {
+        assert!(Instant::now() < deadline, "supportedModels stored");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // acc-1's upstream fails: a check marks it unhealthy, a pool reset brings it back.
+    f.mock.set_for_key("sk-upstream-1", poolgate_tests::mock_upstream::Script::status(500));
+    let (status, r) = call(gw, "POST", &format!("{p}/acc-1/health-check"), Some(&t), None).await;
+    assert_eq!((status, r["success"].as_bool()), (200, Some(false)), "{r}");
+    let (_, all) = call(gw, "POST", &format!("{p}/health-check"), Some(&t), None).await;
+    assert_eq!((all["checked"].as_u64(), all["healthy"].as_u64()), (Some(3), Some(2)), "{all}");
+    let (_, one) = call(gw, "GET", p, Some(&t), None).await;
+    assert_eq!(one["healthyCount"], 2, "{one}");
+    assert_eq!(call(gw, "POST", &format!("{p}/reset-health"), Some(&t), None).await.0, 200);
+    assert_eq!(call(gw, "GET", p, Some(&t), None).await.1["healthyCount"], 3);
+
+    // Unhealthy again, then cleaned up; healthy accounts stay.
+    call(gw, "POST", &format!("{p}/acc-1/health-check"), Some(&t), None).await;
+    let (status, r) = call(gw, "DELETE", &format!("{p}/delete-unhealthy"), Some(&t), None).await;
+    assert_eq!((status, r["deleted"].clone()), (200, json!(["acc-1"])), "{r}");
+    let (_, one) = call(gw, "GET", p, Some(&t), None).await;
+    assert_eq!(one["totalCount"], 2);
+    assert_eq!(call(gw, "POST", &format!("{p}/acc-1/enable"), Some(&t), None).await.0, 404);
+}
+
+#[tokio::test]
+async fn garbage_bodies_never_crash_or_add_anything() {
+    let f = fleet(1, &[]).await;
+    let (gw, t) = (&f.gws[0], token(&f.gws[0]).await);
+    let before = f.store.get_pool("openai-custom").await.expect("pool");
+    let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+    let bodies: Vec<Vec<u8>> = vec![
+        b"{".to_vec(),
+        b"[]".to_vec(),
+        b"null".to_vec(),
+        b"\"text\"".to_vec(),
+        b"{\"password\": 7, \"providerType\": []}".to_vec(),
+        vec![0xff, 0xfe, 0x00, 0x7b],
+        deep.into_bytes(),
+    ];
+    let client = client();
+    // Routes that take a body (DELETE takes none; logout would end the session).
+    for (method, path) in GUARDED.iter().filter(|(m, p)| matches!(*m, "POST" | "PUT") && *p != "/api/logout") {
+        for body in &bodies {
+            let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+            let r = client.request(m, gw.url(path)).bearer_auth(&t).body(body.clone()).send().await.expect("send");
+            let status = r.status().as_u16();
+            let text = r.text().await.unwrap_or_default();
+            assert!(status < 500, "{method} {path} answered {status}: {text}");
+            if status >= 400 {
+                assert!(
+                    serde_json::from_str::<Value>(&text).is_ok_and(|v| v["error"]["message"].is_string()),
+                    "{text}"
+                );
+            }
+        }
+    }
+    // Over axum's body limit, and a path that does not decode: still the JSON error shape.
+    let big = vec![b'x'; 3 << 20];
+    let r = client.post(gw.url("/api/config")).bearer_auth(&t).body(big).send().await.expect("send");
+    assert_eq!(r.status(), 413);
+    assert!(r.text().await.unwrap_or_default().contains("\"error\""));
+    let (status, body) = call(gw, "POST", "/api/providers/%FF%FE/x/disable", Some(&t), None).await;
+    assert!((400..500).contains(&status) && body["error"]["message"].is_string(), "{status} {body}");
+    f.store.flush().await.expect("flush");
+    let after = f.store.get_pool("openai-custom").await.expect("pool");
+    let names = |p: &[Account]| p.iter().map(|a| a.uuid().to_string()).collect::<Vec<_>>();
+    assert_eq!(names(&after), names(&before), "no account added or removed by garbage");
+    assert_eq!(call(gw, "GET", "/api/system", Some(&t), None).await.0, 200, "the session survived");
+}
+
+#[tokio::test]
 async fn status_replicas_and_plugins() {
     let f = fleet(2, &[]).await;
     let t = token(&f.gws[0]).await;

@@ -33,23 +33,19 @@ fn mask_userinfo(s: &str) -> Option<String> {
     (!auth.contains('/')).then(|| format!("{scheme}://{MASK}@{host}"))
 }
 
-/// The config as shown to the browser: secret fields and URL credentials masked, at any depth.
+/// The config as shown to the browser: secret fields (with everything inside them) and URL
+/// credentials masked, at any depth.
 pub fn masked(v: &Value) -> Value {
+    mask_in(v, false)
+}
+
+fn mask_in(v: &Value, secret: bool) -> Value {
     match v {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .map(|(k, v)| {
-                    let shown = match v {
-                        Value::String(s) if is_secret_field(k) && !s.is_empty() => Value::String(MASK.into()),
-                        Value::Number(_) | Value::Bool(_) | Value::Null => v.clone(),
-                        _ if is_secret_field(k) && !v.is_object() && !v.is_array() => Value::String(MASK.into()),
-                        _ => masked(v),
-                    };
-                    (k.clone(), shown)
-                })
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.iter().map(masked).collect()),
+        Value::Object(m) => {
+            Value::Object(m.iter().map(|(k, v)| (k.clone(), mask_in(v, secret || is_secret_field(k)))).collect())
+        }
+        Value::Array(a) => Value::Array(a.iter().map(|x| mask_in(x, secret)).collect()),
+        Value::String(s) if secret && !s.is_empty() => Value::String(MASK.into()),
         Value::String(s) => mask_userinfo(s).map_or_else(|| v.clone(), Value::String),
         _ => v.clone(),
     }
@@ -225,6 +221,62 @@ pub async fn reload(State(state): State<Arc<AppState>>, _admin: Admin) -> AdminR
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            "[ -~]{0,12}".prop_map(Value::String),
+            Just(Value::String(MASK.into())),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map("[A-Za-z_]{1,8}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn field_name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(FIELDS.iter().map(|(n, _)| n.to_string()).collect::<Vec<_>>()),
+            "[A-Za-z_]{1,12}",
+        ]
+    }
+
+    proptest! {
+        /// Any patch is either refused naming one of its fields, or applied field by field.
+        #[test]
+        fn any_patch_is_applied_or_refused_by_name(patch in prop::collection::btree_map(field_name(), json_value(), 0..6)) {
+            let stored = json!({"REQUIRED_API_KEY": "kept", "MAX_ERROR_COUNT": 3}).as_object().cloned().unwrap_or_default();
+            let patch: Map<String, Value> = patch.into_iter().collect();
+            match apply_patch(&stored, patch.clone()) {
+                Err(e) => prop_assert!(patch.keys().any(|k| e.message.contains(&format!("{k:?}"))), "{}", e.message),
+                Ok(out) => {
+                    for (k, v) in &patch {
+                        if v.as_str() == Some(MASK) {
+                            prop_assert_eq!(out.get(k), stored.get(k));
+                        } else if v.is_null() {
+                            prop_assert!(!out.contains_key(k));
+                        } else {
+                            prop_assert_eq!(out.get(k), Some(v));
+                        }
+                    }
+                }
+            }
+        }
+
+        /// Masking never panics and leaves no string of a secret-named field visible.
+        #[test]
+        fn masking_hides_every_secret_named_string(v in json_value(), secret in "[a-z0-9]{12}") {
+            let doc = json!({"nested": v, "OPENAI_API_KEY": secret.clone(), "list": [{"refresh_token": secret.clone()}],
+                "credentials": [secret.clone(), {"x": [secret.clone()]}]});
+            prop_assert!(!masked(&doc).to_string().contains(&secret));
+        }
+    }
 
     #[test]
     fn secrets_are_masked_at_any_depth() {

@@ -123,5 +123,29 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/api/replicas", get(system::replicas))
         .route("/api/access-info", get(system::access_info))
         .route("/api/events", get(events::stream))
+        .layer(axum::middleware::map_response(json_rejections))
         .merge(ui::router())
+}
+
+/// axum's own refusals (a body over the limit, a malformed path) come as plain text; the admin
+/// API answers every error in its JSON shape.
+async fn json_rejections(resp: Response) -> Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/event-stream"));
+    if !status.is_client_error() || is_json {
+        return resp;
+    }
+    let code = match status.as_u16() {
+        413 => "PAYLOAD_TOO_LARGE",
+        404 => "NOT_FOUND",
+        405 => "METHOD_NOT_ALLOWED",
+        _ => "BAD_REQUEST",
+    };
+    let reason = status.canonical_reason().unwrap_or("Bad request");
+    AdminError { status, code, message: format!("{reason}: the request was refused before it was read") }
+        .into_response()
 }

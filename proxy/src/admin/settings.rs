@@ -74,7 +74,24 @@ impl AdminSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
+
+    proptest! {
+        /// Whatever a client writes in X-Forwarded-For, an untrusted peer stays itself, and
+        /// the answer is always the peer or one of the listed addresses.
+        #[test]
+        fn forwarded_for_never_panics_or_invents(xff in "[ -~]{0,64}", trusted_peer in any::<bool>()) {
+            let mut s = AdminSettings::read(&json!({"TRUST_PROXY": true}), &|_| None);
+            if !trusted_peer {
+                s.trusted_proxies.clear();
+            }
+            let peer: IpAddr = [127, 0, 0, 1].into();
+            let got = s.client_ip(Some(peer), Some(&xff)).expect("an address");
+            let listed: Vec<IpAddr> = xff.split(',').filter_map(|h| h.trim().parse().ok()).collect();
+            prop_assert!(got == peer || (trusted_peer && listed.contains(&got)));
+        }
+    }
 
     #[test]
     fn reference_defaults_and_overrides() {
