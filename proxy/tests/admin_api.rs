@@ -574,3 +574,131 @@ async fn the_dashboard_is_embedded_with_a_strict_policy_and_can_be_turned_off() 
     assert_eq!(client().get(gw.url("/")).send().await.expect("get").status(), 404);
     assert_eq!(login(&gw, "x").await.0, 503, "the API stays up without the UI");
 }
+
+async fn chat_with(gw: &Gateway, key: &str) -> u16 {
+    let r = client().post(gw.url("/v1/chat/completions")).bearer_auth(key).json(&chat("m", false)).send().await;
+    let r = r.expect("send");
+    let s = r.status().as_u16();
+    let _ = r.bytes().await;
+    s
+}
+
+#[tokio::test]
+async fn client_keys_are_managed_at_the_reference_potluck_paths() {
+    let f = fleet(2, &[("LOGIN_MIN_INTERVAL", "0")]).await;
+    let (a, b) = (&f.gws[0], &f.gws[1]);
+    let t = token(a).await;
+    let (status, created) =
+        call(a, "POST", "/api/potluck/keys", Some(&t), Some(json!({"name": "alice", "dailyLimit": 5}))).await;
+    assert_eq!(status, 201, "{created}");
+    let text = created["data"]["key"].as_str().expect("the key, shown once").to_string();
+    let id = created["data"]["id"].as_str().expect("id").to_string();
+    assert!(text.starts_with("maki_"), "{text}");
+    let mut redis =
+        redis::Client::open(f.server.url()).expect("client").get_multiplexed_async_connection().await.expect("conn");
+    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{PREFIX}*")).query_async(&mut redis).await.expect("keys");
+    for k in keys {
+        let dump: Option<Vec<u8>> = redis::cmd("DUMP").arg(&k).query_async(&mut redis).await.expect("dump");
+        assert!(!String::from_utf8_lossy(&dump.unwrap_or_default()).contains(&text), "the key's text is in {k}");
+    }
+
+    // Used on B, counted for A and for the key's owner.
+    for _ in 0..3 {
+        assert_eq!(chat_with(b, &text).await, 200);
+    }
+    let (_, mine) = call(a, "GET", "/api/potluckuser/usage", Some(&text), None).await;
+    assert_eq!(
+        (mine["data"]["usage"]["today"].as_i64(), mine["data"]["usage"]["remaining"].as_i64()),
+        (Some(3), Some(2)),
+        "{mine}"
+    );
+    let (_, list) = call(b, "GET", "/api/potluck/keys", Some(&t), None).await;
+    assert_eq!(list["data"]["keys"][0]["todayUsage"], 3, "{list}");
+    assert_eq!(list["data"]["stats"]["todayTotalUsage"], 3);
+    assert!(!list.to_string().contains(&text), "lists never show the key's text");
+
+    // Limit, reset, toggle, rename: applied on every replica at once.
+    assert_eq!(
+        call(a, "PUT", &format!("/api/potluck/keys/{id}/limit"), Some(&t), Some(json!({"dailyLimit": 3}))).await.0,
+        200
+    );
+    assert_eq!(chat_with(b, &text).await, 429, "the lowered limit holds on B");
+    assert_eq!(call(a, "POST", &format!("/api/potluck/keys/{id}/reset"), Some(&t), None).await.0, 200);
+    assert_eq!(chat_with(b, &text).await, 200, "reset on A frees B");
+    assert_eq!(
+        call(b, "POST", &format!("/api/potluck/keys/{id}/toggle"), Some(&t), None).await.1["data"]["enabled"],
+        false
+    );
+    assert_eq!(chat_with(a, &text).await, 403, "disabled");
+    assert_eq!(call(a, "GET", "/api/potluckuser/usage", Some(&text), None).await.0, 401);
+    call(b, "POST", &format!("/api/potluck/keys/{id}/toggle"), Some(&t), None).await;
+    let (_, renamed) =
+        call(a, "PUT", &format!("/api/potluck/keys/{id}/name"), Some(&t), Some(json!({"name": "alice 2"}))).await;
+    assert_eq!(renamed["data"]["name"], "alice 2");
+    assert_eq!(
+        call(a, "PUT", &format!("/api/potluck/keys/{id}/limit"), Some(&t), Some(json!({"dailyLimit": -1}))).await.0,
+        400
+    );
+    assert_eq!(
+        call(a, "PUT", &format!("/api/potluck/keys/{id}"), Some(&t), Some(json!({"rpmLimit": "x"}))).await.0,
+        400
+    );
+
+    // Regenerate: the old text stops working, the new one carries the counters on.
+    let (status, regen) = call(a, "POST", &format!("/api/potluck/keys/{id}/regenerate"), Some(&t), None).await;
+    assert_eq!(status, 200, "{regen}");
+    let new_text = regen["data"]["newKey"].as_str().expect("new key").to_string();
+    assert_eq!(chat_with(b, &text).await, 401, "the old key is gone");
+    assert_eq!(chat_with(b, &new_text).await, 200);
+    let (_, one) = call(b, "GET", &format!("/api/potluck/keys/{id}"), Some(&t), None).await;
+    assert_eq!(one["data"]["totalUsage"], 5, "counters moved with the key: {one}");
+
+    // Per-model statistics, settled after each answer.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, usage) = call(a, "GET", &format!("/api/potluck/usage?days=2&key={id}"), Some(&t), None).await;
+        let requests: i64 = usage["data"]["rows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| r["model"] == "m")
+            .map(|r| r["requests"].as_i64().unwrap_or(0))
+            .sum();
+        if requests == 5 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "5 answered requests of model m: {usage}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A key a ClientConfig declares: settings read-only, counters resettable.
+    let owned = poolgate_store::ClientKey {
+        id: "owned".into(),
+        name: "from k8s".into(),
+        enabled: true,
+        owner: Some("ClientConfig/ns/gw".into()),
+        ..Default::default()
+    };
+    f.store.put_client_key(&poolgate_store::ClientKey::hash("maki_owned-key"), &owned).await.expect("put");
+    let (status, body) =
+        call(a, "PUT", "/api/potluck/keys/owned/limit", Some(&t), Some(json!({"dailyLimit": 1}))).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("MANAGED_BY_OPERATOR")), "{body}");
+    assert_eq!(call(a, "POST", "/api/potluck/keys/owned/reset", Some(&t), None).await.0, 200);
+    let (_, applied) = call(a, "POST", "/api/potluck/keys/apply-limit", Some(&t), Some(json!({"dailyLimit": 9}))).await;
+    assert_eq!(
+        (applied["data"]["total"].as_u64(), applied["data"]["updated"].as_u64()),
+        (Some(2), Some(1)),
+        "{applied}"
+    );
+
+    // Delete; and the guards.
+    assert_eq!(call(b, "DELETE", &format!("/api/potluck/keys/{id}"), Some(&t), None).await.0, 200);
+    assert_eq!(chat_with(a, &new_text).await, 401);
+    assert_eq!(call(a, "GET", "/api/potluck/keys/nope", Some(&t), None).await.0, 404);
+    assert_eq!(call(a, "GET", "/api/potluck/keys", Some("bad"), None).await.0, 401);
+    let (status, body) = call(a, "GET", "/api/potluckuser/usage", None, None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("API_KEY_REQUIRED")));
+    for gw in &f.gws {
+        assert!(!gw.logs().contains(&text) && !gw.logs().contains(&new_text), "no key text in logs");
+    }
+}

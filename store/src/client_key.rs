@@ -40,6 +40,9 @@ pub struct ClientKey {
     /// Set when a Kubernetes `ClientConfig` declares the key (the operator owns its settings).
     pub owner: Option<String>,
     pub created_at: i64,
+    /// Hashes the key had before it was regenerated (its statistics are filed under them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub former_hashes: Vec<String>,
 }
 
 impl ClientKey {
@@ -79,6 +82,18 @@ pub struct ClientKeyUsage {
     pub today_usage: i64,
     pub total_usage: i64,
     pub bonus_used: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub errors: i64,
+}
+
+/// One key's use of one model on one day (the per-model statistics).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelUsage {
+    pub hash: String,
+    pub model: String,
+    pub requests: i64,
     pub input_tokens: i64,
     pub output_tokens: i64,
     pub errors: i64,

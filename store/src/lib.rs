@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 pub use account::{Account, AccountOps, ErrorEvent};
 pub use admin::{Change, LoginFailure, LoginGate, LoginPolicy, ReplicaBeat};
-pub use client_key::{Admission, ClientKey, ClientKeyUsage, Settlement, Ticket};
+pub use client_key::{Admission, ClientKey, ClientKeyUsage, ModelUsage, Settlement, Ticket};
 pub use coord::{SlotGrant, SlotRequest};
 pub use error::{Result, StoreError};
 pub use file::FileStore;

@@ -104,7 +104,14 @@ pub trait Storage: Send + Sync {
     async fn list_client_keys(&self) -> Result<Vec<(String, ClientKey, ClientKeyUsage)>>;
     /// Removes a key and its counters; false when there was none.
     async fn delete_client_key(&self, hash: &str) -> Result<bool>;
+    /// Sets the key's count of today back to zero (totals and statistics stay), as the
+    /// reference's "reset".
     async fn reset_client_key_usage(&self, hash: &str) -> Result<()>;
+    /// Moves a key's settings and counters to a new hash (a regenerated key text); false when
+    /// there was no key under `old`.
+    async fn rekey_client_key(&self, old: &str, new: &str) -> Result<bool>;
+    /// Every key's per-model statistics of `day` (days since the epoch in each key's time zone).
+    async fn client_key_stats(&self, day: i64) -> Result<Vec<crate::client_key::ModelUsage>>;
     /// Checks every limit of the key and counts the request, atomically (the store's clock).
     async fn admit_client_key(&self, hash: &str, model: &str, provider: &str) -> Result<Admission>;
     /// Gives back an admitted request that got no upstream answer.

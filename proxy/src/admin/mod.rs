@@ -11,6 +11,7 @@ mod config;
 mod credentials;
 mod events;
 mod pools;
+mod potluck;
 pub mod settings;
 pub mod system;
 mod ui;
@@ -117,6 +118,17 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/api/kiro/batch-import-tokens", post(credentials::kiro_batch))
         .route("/api/gemini/batch-import-tokens", post(credentials::gemini_batch))
         .route("/api/codex/batch-import-tokens", post(credentials::codex_batch))
+        .route("/api/potluck/stats", get(potluck::stats))
+        .route("/api/potluck/usage", get(potluck::usage))
+        .route("/api/potluck/keys", get(potluck::list).post(potluck::create))
+        .route("/api/potluck/keys/apply-limit", post(potluck::apply_limit))
+        .route("/api/potluck/keys/{id}", get(potluck::get_one).put(potluck::update).delete(potluck::remove))
+        .route("/api/potluck/keys/{id}/limit", put(potluck::set_limit))
+        .route("/api/potluck/keys/{id}/reset", post(potluck::reset))
+        .route("/api/potluck/keys/{id}/toggle", post(potluck::toggle))
+        .route("/api/potluck/keys/{id}/name", put(potluck::rename))
+        .route("/api/potluck/keys/{id}/regenerate", post(potluck::regenerate))
+        .route("/api/potluckuser/usage", get(potluck::user_usage))
         .route("/api/plugins", get(system::plugins))
         .route("/api/plugins/{name}/toggle", post(system::toggle_plugin))
         .route("/api/system", get(system::system))

@@ -84,10 +84,49 @@ impl LocalClientKeys {
     pub(crate) async fn reset_usage(&self, hash: &str) -> Result<()> {
         {
             let mut st = self.state.lock();
-            st.data.usage.remove(hash);
+            if let Some(u) = st.data.usage.get_mut(hash) {
+                u.today_usage = 0;
+            }
             st.dirty = true;
         }
         self.write().await
+    }
+
+    pub(crate) async fn rekey(&self, old: &str, new: &str) -> Result<bool> {
+        let found = {
+            let mut st = self.state.lock();
+            match st.data.keys.remove(old) {
+                Some(k) => {
+                    st.data.keys.insert(new.to_string(), k);
+                    if let Some(u) = st.data.usage.remove(old) {
+                        st.data.usage.insert(new.to_string(), u);
+                    }
+                    st.dirty = true;
+                    true
+                }
+                None => false,
+            }
+        };
+        self.write().await?;
+        Ok(found)
+    }
+
+    pub(crate) fn stats(&self, day: i64) -> Vec<crate::client_key::ModelUsage> {
+        let st = self.state.lock();
+        let Some(rows) = st.data.stats.get(&day) else { return Vec::new() };
+        rows.iter()
+            .filter_map(|(k, r)| {
+                let (hash, model) = k.split_once('\t')?;
+                Some(crate::client_key::ModelUsage {
+                    hash: hash.into(),
+                    model: model.into(),
+                    requests: r[0],
+                    input_tokens: r[1],
+                    output_tokens: r[2],
+                    errors: r[3],
+                })
+            })
+            .collect()
     }
 
     pub(crate) fn get(&self, hash: &str) -> Option<(ClientKey, ClientKeyUsage)> {

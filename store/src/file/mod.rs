@@ -624,6 +624,14 @@ impl Storage for FileStore {
         self.client_keys.reset_usage(hash).await
     }
 
+    async fn rekey_client_key(&self, old: &str, new: &str) -> Result<bool> {
+        self.client_keys.rekey(old, new).await
+    }
+
+    async fn client_key_stats(&self, day: i64) -> Result<Vec<crate::client_key::ModelUsage>> {
+        Ok(self.client_keys.stats(day))
+    }
+
     async fn admit_client_key(&self, hash: &str, model: &str, provider: &str) -> Result<crate::Admission> {
         Ok(self.client_keys.admit(hash, model, provider))
     }

@@ -35,10 +35,64 @@ pub(crate) async fn delete(shared: &Shared, hash: &str) -> Result<bool> {
     Ok(n > 0)
 }
 
+static REKEY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "local v = redis.call('HGET', KEYS[1], ARGV[1]) \
+         if not v then return 0 end \
+         redis.call('HDEL', KEYS[1], ARGV[1]) \
+         redis.call('HSET', KEYS[1], ARGV[2], v) \
+         if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('RENAME', KEYS[2], KEYS[3]) end \
+         return 1",
+    )
+});
+
+/// Moves settings and counters to a new hash, atomically.
+pub(crate) async fn rekey(shared: &Shared, old: &str, new: &str) -> Result<bool> {
+    let mut c = shared.link.conn()?;
+    shared.link.count_command();
+    let k = &shared.keys;
+    let n: i64 = REKEY
+        .key(k.client_keys())
+        .key(k.client_key_usage(old))
+        .key(k.client_key_usage(new))
+        .arg(old)
+        .arg(new)
+        .invoke_async(&mut c)
+        .await
+        .map_err(|e| shared.link.fail(e))?;
+    Ok(n == 1)
+}
+
+/// Every key's per-model statistics of one day.
+pub(crate) async fn stats(shared: &Shared, day: i64) -> Result<Vec<crate::client_key::ModelUsage>> {
+    let mut c = shared.link.conn()?;
+    shared.link.count_command();
+    let all: HashMap<String, i64> =
+        c.hgetall(shared.keys.client_key_stats(day)).await.map_err(|e| shared.link.fail(e))?;
+    let mut rows: std::collections::BTreeMap<(String, String), crate::client_key::ModelUsage> = Default::default();
+    for (field, n) in all {
+        let mut parts = field.splitn(3, '\t');
+        let (Some(hash), Some(model), Some(what)) = (parts.next(), parts.next(), parts.next()) else { continue };
+        let row = rows.entry((hash.to_string(), model.to_string())).or_insert_with(|| crate::client_key::ModelUsage {
+            hash: hash.into(),
+            model: model.into(),
+            ..Default::default()
+        });
+        match what {
+            "requests" => row.requests = n,
+            "inputTokens" => row.input_tokens = n,
+            "outputTokens" => row.output_tokens = n,
+            "errors" => row.errors = n,
+            _ => {}
+        }
+    }
+    Ok(rows.into_values().collect())
+}
+
 pub(crate) async fn reset_usage(shared: &Shared, hash: &str) -> Result<()> {
     let mut c = shared.link.conn()?;
     shared.link.count_command();
-    let _: i64 = c.del(shared.keys.client_key_usage(hash)).await.map_err(|e| shared.link.fail(e))?;
+    let _: i64 = c.hset(shared.keys.client_key_usage(hash), "todayUsage", 0).await.map_err(|e| shared.link.fail(e))?;
     Ok(())
 }
 

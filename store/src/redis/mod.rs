@@ -723,6 +723,14 @@ impl Storage for RedisStore {
         client_keys::reset_usage(&self.shared, hash).await
     }
 
+    async fn rekey_client_key(&self, old: &str, new: &str) -> Result<bool> {
+        client_keys::rekey(&self.shared, old, new).await
+    }
+
+    async fn client_key_stats(&self, day: i64) -> Result<Vec<crate::client_key::ModelUsage>> {
+        client_keys::stats(&self.shared, day).await
+    }
+
     async fn admit_client_key(&self, hash: &str, model: &str, provider: &str) -> Result<crate::Admission> {
         client_keys::admit(&self.shared, hash, model, provider).await
     }
