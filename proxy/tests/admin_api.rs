@@ -13,6 +13,8 @@ use admin_common::*;
 use futures::StreamExt;
 use gateway_common::*;
 use poolgate_store::{Account, RedisStore, Storage};
+use poolgate_tests::mock_upstream::MockUpstream;
+use poolgate_tests::RedisServer;
 use serde_json::{json, Value};
 
 /// Every admin route that needs a session (method, path).
@@ -701,4 +703,89 @@ async fn client_keys_are_managed_at_the_reference_potluck_paths() {
     for gw in &f.gws {
         assert!(!gw.logs().contains(&text) && !gw.logs().contains(&new_text), "no key text in logs");
     }
+}
+
+/// The reference's `api-potluck-keys.json` moves over with `poolgate migrate`: the same key
+/// texts keep working, with their counts, and Redis never holds them in clear.
+#[tokio::test]
+async fn reference_potluck_keys_migrate_and_keep_working() {
+    let server = RedisServer::start().expect("redis");
+    let mock = MockUpstream::start().await.expect("mock");
+    let dir = tempfile::tempdir().expect("dir");
+    let today = (chrono::Utc::now() + chrono::Duration::hours(8)).format("%Y-%m-%d").to_string();
+    let text = "maki_0123456789abcdefghijklmnopqrstuv";
+    let keys = json!({"keys": {text: {"id": text, "name": "from the reference", "createdAt": "2026-01-01T00:00:00.000Z",
+        "dailyLimit": 10, "todayUsage": 4, "totalUsage": 40, "lastResetDate": today, "lastUsedAt": null,
+        "enabled": true, "bonusRemaining": 0}}});
+    std::fs::write(dir.path().join("api-potluck-keys.json"), keys.to_string()).expect("keys file");
+    let pools = json!({"openai-custom": [account("openai-custom", "acc", &mock.url("/v1"), "sk-up")]});
+    std::fs::write(dir.path().join("provider_pools.json"), pools.to_string()).expect("pools");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_poolgate"))
+        .args(["migrate", "--json", "--config-dir"])
+        .arg(dir.path())
+        .args(["--redis-url", &server.url(), "--key-prefix", PREFIX])
+        .output()
+        .expect("migrate");
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert!(out.status.success(), "{summary} {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(summary["clientKeysImported"], 1, "{summary}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(text), "the key is never printed");
+
+    let run_dir = tempfile::tempdir().expect("dir");
+    let env = [("REDIS_URL", server.url()), ("REDIS_KEY_PREFIX", PREFIX.to_string())];
+    let gw = Gateway::start(run_dir.path(), &env).await;
+    assert_eq!(chat_with(&gw, text).await, 200);
+    let (_, mine) = call(&gw, "GET", "/api/potluckuser/usage", Some(text), None).await;
+    assert_eq!(
+        (mine["data"]["usage"]["today"].as_i64(), mine["data"]["total"].as_i64()),
+        (Some(5), Some(41)),
+        "{mine}"
+    );
+    assert_eq!(mine["data"]["name"], "from the reference");
+    let mut redis =
+        redis::Client::open(server.url()).expect("client").get_multiplexed_async_connection().await.expect("conn");
+    let all: Vec<String> = redis::cmd("KEYS").arg(format!("{PREFIX}*")).query_async(&mut redis).await.expect("keys");
+    for k in all {
+        let dump: Option<Vec<u8>> = redis::cmd("DUMP").arg(&k).query_async(&mut redis).await.expect("dump");
+        assert!(!String::from_utf8_lossy(&dump.unwrap_or_default()).contains(text), "the key's text is in {k}");
+    }
+    // A second run finds the key and leaves its counts alone.
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_poolgate"))
+        .args(["migrate", "--json", "--config-dir"])
+        .arg(dir.path())
+        .args(["--redis-url", &server.url(), "--key-prefix", PREFIX])
+        .output()
+        .expect("migrate");
+    let s: Value = serde_json::from_slice(&again.stdout).unwrap_or(Value::Null);
+    assert_eq!((s["clientKeysImported"].as_u64(), s["clientKeysSkipped"].as_u64()), (Some(0), Some(1)), "{s}");
+    let (_, mine) = call(&gw, "GET", "/api/potluckuser/usage", Some(text), None).await;
+    assert_eq!(mine["data"]["total"], 41);
+    // Export cannot give the key back (only its hash is kept) and says so.
+    let out_dir = tempfile::tempdir().expect("dir");
+    let export = std::process::Command::new(env!("CARGO_BIN_EXE_poolgate"))
+        .args(["export", "--json", "--force", "--output-dir"])
+        .arg(out_dir.path())
+        .args(["--redis-url", &server.url(), "--key-prefix", PREFIX])
+        .output()
+        .expect("export");
+    let s: Value = serde_json::from_slice(&export.stdout).unwrap_or(Value::Null);
+    assert_eq!(s["clientKeysNotExported"], 1, "{s}");
+}
+
+/// On files, the reference's `api-potluck-keys.json` is adopted at the first start.
+#[tokio::test]
+async fn file_mode_adopts_reference_potluck_keys() {
+    let mock = MockUpstream::start().await.expect("mock");
+    let today = (chrono::Utc::now() + chrono::Duration::hours(8)).format("%Y-%m-%d").to_string();
+    let text = "maki_filemode0123456789abcdefghijklm";
+    let pools = json!({"openai-custom": [account("openai-custom", "acc", &mock.url("/v1"), "sk-up")]});
+    let dir = config_dir(&json!({}), &pools);
+    let keys = json!({"keys": {text: {"name": "f", "dailyLimit": 5, "todayUsage": 5, "totalUsage": 5, "lastResetDate": today, "enabled": true}}});
+    std::fs::write(dir.path().join("api-potluck-keys.json"), keys.to_string()).expect("keys");
+    let gw = Gateway::start(dir.path(), &[]).await;
+    assert_eq!(chat_with(&gw, text).await, 429, "today's count came along: the limit of 5 is used up");
+    let stored = std::fs::read_to_string(dir.path().join("client-keys.json")).expect("client-keys.json");
+    assert!(!stored.contains(text), "kept hashed");
+    let reference = std::fs::read_to_string(dir.path().join("api-potluck-keys.json")).expect("reference file");
+    assert!(reference.contains(text), "the reference's file is left as it was");
 }

@@ -50,6 +50,12 @@ fn print_human(args: &ExportArgs, source: &str, s: &ExportSummary) {
     let yes = |b: bool| if b { "exported" } else { "not in Redis" };
     println!("  config:    {}", yes(s.config_exported));
     println!("  password:  {}", yes(s.password_exported));
+    if s.client_keys_not_exported > 0 {
+        println!(
+            "  client keys: {} not exported (poolgate keeps only their SHA-256; issue new keys in the reference)",
+            s.client_keys_not_exported
+        );
+    }
     println!("  usage:     {}", yes(s.usage_cache_exported));
     println!("  plugins:   {}", yes(s.plugins_exported));
     let verb = if s.dry_run { "would write" } else { "written" };

@@ -9,6 +9,7 @@ use super::progress::StderrProgress;
 use super::{dry_run_note, open_store, print_errors, read_config, report, ConnArgs, EXIT_CODES_HELP};
 
 /// Import config.json, provider_pools.json, token files, pwd, token-store.json sessions,
+/// api-potluck-keys.json client keys (stored hashed),
 /// usage-cache.json and plugins.json into Redis. Items already in Redis are skipped unless
 /// --force; a second run changes nothing.
 #[derive(Debug, Clone, clap::Args)]
@@ -84,6 +85,10 @@ fn print_human(args: &MigrateArgs, target: &str, s: &MigrateSummary) {
         "  sessions:  {} imported, {} skipped, {} expired (not imported)",
         s.sessions_imported, s.sessions_skipped, s.sessions_expired
     );
+    println!("  client keys: {} imported, {} skipped", s.client_keys_imported, s.client_keys_skipped);
+    for note in s.skipped.iter().filter(|k| k.starts_with("api-potluck")) {
+        println!("  {note}");
+    }
     print_errors("errors", &s.errors);
     match s.verified {
         Some(true) => println!("verification passed"),

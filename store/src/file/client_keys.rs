@@ -41,11 +41,39 @@ pub(crate) struct LocalClientKeys {
 impl LocalClientKeys {
     pub(crate) async fn open(dir: &std::path::Path) -> Result<Self> {
         let path = dir.join(FILE);
-        let data = match atomic::read(&path).await? {
-            Some(text) => serde_json::from_str(&text).map_err(|e| StoreError::corrupt(FILE, &e))?,
-            None => Data::default(),
+        let (data, adopted) = match atomic::read(&path).await? {
+            Some(text) => (serde_json::from_str(&text).map_err(|e| StoreError::corrupt(FILE, &e))?, false),
+            None => (Self::adopt_reference(dir).await?, true),
         };
-        Ok(Self { path, state: Mutex::new(State { data, ..State::default() }), io: tokio::sync::Mutex::new(()) })
+        let dirty = adopted && !data.keys.is_empty();
+        let me = Self {
+            path,
+            state: Mutex::new(State { data, dirty, ..State::default() }),
+            io: tokio::sync::Mutex::new(()),
+        };
+        me.write().await?;
+        Ok(me)
+    }
+
+    /// On first start beside the reference's `api-potluck-keys.json`, its keys (hashed, with
+    /// their counts) so its users' keys keep working; the reference's file is left as it is.
+    async fn adopt_reference(dir: &std::path::Path) -> Result<Data> {
+        let path = dir.join(crate::transfer::potluck::KEYS_FILE);
+        let Some(v) = atomic::read_json(&path).await? else { return Ok(Data::default()) };
+        let (keys, bad) = crate::transfer::potluck::import_file(&v, time::epoch_ms())
+            .map_err(|why| StoreError::Corrupt { location: path.display().to_string(), detail: why })?;
+        for (key, why) in bad {
+            tracing::warn!(key = %key, reason = %why, "api-potluck-keys.json: entry not adopted");
+        }
+        let mut data = Data::default();
+        for (hash, key, usage) in keys {
+            data.keys.insert(hash.clone(), key);
+            data.usage.insert(hash, usage);
+        }
+        if !data.keys.is_empty() {
+            tracing::info!(keys = data.keys.len(), "client keys adopted from api-potluck-keys.json (stored hashed)");
+        }
+        Ok(data)
     }
 
     pub(crate) async fn write(&self) -> Result<()> {

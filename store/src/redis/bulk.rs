@@ -171,6 +171,11 @@ impl RedisStore {
         self.query(redis::cmd("SMEMBERS").arg(key)).await
     }
 
+    /// Field names of a hash (empty when missing).
+    pub async fn hash_fields(&self, key: &str) -> Result<BTreeSet<String>> {
+        self.query(redis::cmd("HKEYS").arg(key)).await
+    }
+
     /// Absolute expiry (epoch ms) of each key, `None` for keys without a TTL or missing keys.
     pub async fn expiry_each(&self, keys: &[String]) -> Result<Vec<Option<i64>>> {
         let mut out = Vec::with_capacity(keys.len());

@@ -53,7 +53,9 @@ pub async fn export(
     progress: &dyn Progress,
 ) -> Result<ExportSummary, TransferError> {
     let snap = read(store).await?;
-    let mut sum = ExportSummary { dry_run: opts.dry_run, ..ExportSummary::default() };
+    let client_keys = store.hash_fields(&store.keys().client_keys()).await?.len();
+    let mut sum =
+        ExportSummary { dry_run: opts.dry_run, client_keys_not_exported: client_keys, ..ExportSummary::default() };
     let files = build(&snap, &mut sum);
     if !opts.dry_run {
         write_files(&opts.output_dir, files, opts.force, &mut sum, progress).await?;

@@ -72,6 +72,7 @@ async fn plan(store: &RedisStore, src: &Source, force: bool, sum: &mut MigrateSu
     let keys = store.keys();
     let mut plan = Plan::default();
     plan_pools(store, src, force, sum, &mut plan).await?;
+    plan_client_keys(store, src, force, sum, &mut plan).await?;
 
     let singles = [
         ("config", keys.config(), src.config.as_ref().map(Value::to_string)),
@@ -141,6 +142,48 @@ async fn plan(store: &RedisStore, src: &Source, force: bool, sum: &mut MigrateSu
     Ok(plan)
 }
 
+/// Client keys from `api-potluck-keys.json`: a key already in Redis (same hash) is left alone
+/// unless `force`, which replaces its settings and counters.
+async fn plan_client_keys(
+    store: &RedisStore,
+    src: &Source,
+    force: bool,
+    sum: &mut MigrateSummary,
+    plan: &mut Plan,
+) -> Result<(), TransferError> {
+    if src.potluck_data_present {
+        sum.skipped.push(format!(
+            "{} (credential contributions are not imported; bonuses come with the keys)",
+            super::potluck::DATA_FILE
+        ));
+    }
+    if src.client_keys.is_empty() {
+        return Ok(());
+    }
+    let keys = store.keys();
+    let present: BTreeSet<String> = store.hash_fields(&keys.client_keys()).await?;
+    for (hash, key, usage) in &src.client_keys {
+        if present.contains(hash) && !force {
+            sum.client_keys_skipped += 1;
+            continue;
+        }
+        sum.client_keys_imported += 1;
+        let settings = serde_json::to_string(key).map_err(|e| crate::StoreError::Invalid(e.to_string()))?;
+        let counters = vec![
+            ("day".to_string(), usage.day.to_string()),
+            ("todayUsage".to_string(), usage.today_usage.to_string()),
+            ("totalUsage".to_string(), usage.total_usage.to_string()),
+            ("bonusUsed".to_string(), usage.bonus_used.to_string()),
+        ];
+        plan.items.push(vec![
+            BulkWrite::HSet { key: keys.client_keys(), fields: vec![(hash.clone(), settings)] },
+            BulkWrite::Del { key: keys.client_key_usage(hash) },
+            BulkWrite::HSet { key: keys.client_key_usage(hash), fields: counters },
+        ]);
+    }
+    Ok(())
+}
+
 /// A pool is skipped whole when its type is already known to Redis (hash or `pool-types`).
 async fn plan_pools(
     store: &RedisStore,
@@ -193,6 +236,7 @@ fn meta(keys: &Keys, sum: &MigrateSummary) -> BulkWrite {
         ("tokensMigrated", sum.tokens_imported.to_string()),
         ("legacyTokensMigrated", sum.legacy_tokens_imported.to_string()),
         ("sessionsMigrated", sum.sessions_imported.to_string()),
+        ("clientKeysMigrated", sum.client_keys_imported.to_string()),
         ("configMigrated", sum.config_imported.to_string()),
         ("passwordMigrated", sum.password_imported.to_string()),
     ]);

@@ -6,6 +6,7 @@ pub mod diff;
 pub mod export;
 pub mod init;
 pub mod migrate;
+pub mod potluck;
 pub mod report;
 pub mod source;
 pub mod verify;

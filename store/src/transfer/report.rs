@@ -38,6 +38,9 @@ pub struct MigrateSummary {
     pub sessions_imported: usize,
     pub sessions_skipped: usize,
     pub sessions_expired: usize,
+    /// Client keys from `api-potluck-keys.json`.
+    pub client_keys_imported: usize,
+    pub client_keys_skipped: usize,
     /// Items found in Redis already and left alone (no `--force`).
     pub skipped: Vec<String>,
     pub errors: Vec<ItemError>,
@@ -55,6 +58,7 @@ impl MigrateSummary {
             + self.tokens_imported
             + self.legacy_tokens_imported
             + self.sessions_imported
+            + self.client_keys_imported
             + [self.config_imported, self.password_imported, self.usage_cache_imported, self.plugins_imported]
                 .iter()
                 .filter(|b| **b)
@@ -76,6 +80,9 @@ pub struct ExportSummary {
     pub password_exported: bool,
     pub usage_cache_exported: bool,
     pub plugins_exported: bool,
+    /// Client keys in Redis, which cannot be exported: only their SHA-256 is kept, and the
+    /// reference needs the key text.
+    pub client_keys_not_exported: usize,
     /// Files written (relative to the output directory).
     pub files_written: Vec<String>,
     /// Files that existed and were kept (no `--force`).

@@ -25,6 +25,10 @@ pub struct Source {
     pub sessions_expired: usize,
     pub usage_cache: Option<Value>,
     pub plugins: Option<Value>,
+    /// The reference's `api-potluck-keys.json`, as client keys.
+    pub client_keys: Vec<super::potluck::Imported>,
+    /// `api-potluck-data.json` is present (not imported: see `potluck`).
+    pub potluck_data_present: bool,
     pub errors: Vec<ItemError>,
     /// How many of `errors` are items that do not parse (the rest are missing token files).
     pub unparsable: usize,
@@ -80,12 +84,29 @@ impl Source {
         if let Some(v) = s.json_file(&dir.join(paths::SESSIONS)).await {
             s.read_sessions(&dir.join(paths::SESSIONS), &v, now_ms);
         }
+        s.read_potluck(dir, now_ms).await;
         let referenced = s.read_account_tokens(dir).await;
         // Token files a broken provider_pools.json would link are not guessed from file names.
         if !pools_broken {
             s.scan_legacy_dirs(dir, &referenced).await;
         }
         Ok(s)
+    }
+
+    async fn read_potluck(&mut self, dir: &Path, now_ms: i64) {
+        let path = dir.join(super::potluck::KEYS_FILE);
+        if let Some(v) = self.json_file(&path).await {
+            match super::potluck::import_file(&v, now_ms) {
+                Ok((keys, bad)) => {
+                    self.client_keys = keys;
+                    for (key, why) in bad {
+                        self.broken(ItemError::new(format!("client key {key} in {}", path.display()), why));
+                    }
+                }
+                Err(why) => self.broken(ItemError::new(path.display().to_string(), why)),
+            }
+        }
+        self.potluck_data_present = tokio::fs::metadata(dir.join(super::potluck::DATA_FILE)).await.is_ok();
     }
 
     /// Number of accounts over all pools.
