@@ -7,6 +7,8 @@
 # Usage: scripts/bench-gateway.sh [seconds per run, default 10]
 # COMMIT_MODES="false true" runs each mode with USAGE_COMMIT_BEFORE_LAST_BYTE off and on (the
 # default runs only the default, on).
+# CLIENT_KEY_MODES="off on" also runs Redis mode with a client key (one admission script per
+# request, no limit reached) beside the main key.
 # Needs: wrk (apt-get install wrk), redis-server, redis-cli. Uses free loopback ports only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,12 +33,16 @@ sleep 0.3
 MOCK="http://127.0.0.1:$MOCK_PORT"
 
 BODY='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":16}'
-cat >"$WORK/post.lua" <<LUA
+CLIENT_KEY=maki_benchBENCHbench0123456789abcdefghij
+for k in main client; do
+  auth=$KEY; [ "$k" = client ] && auth=$CLIENT_KEY
+  cat >"$WORK/post-$k.lua" <<LUA
 wrk.method = "POST"
 wrk.body   = '$BODY'
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer $KEY"
+wrk.headers["Authorization"] = "Bearer $auth"
 LUA
+done
 
 ACCOUNTS=""
 POOL_JSON="["
@@ -51,7 +57,7 @@ CONFIG="{\"REQUIRED_API_KEY\":\"$KEY\",\"MODEL_PROVIDER\":\"openai-custom\",\"SC
 # run_wrk URL CONNS THREADS → "rps p50_ms p99_ms requests"
 run_wrk() {
   local out
-  out=$(wrk -t"$3" -c"$2" -d"${DUR}s" --latency -s "$WORK/post.lua" "$1")
+  out=$(wrk -t"$3" -c"$2" -d"${DUR}s" --latency -s "$WORK/post-${WRK_KEY:-main}.lua" "$1")
   echo "$out" >>"$WORK/wrk.log"
   python3 - "$out" <<'PY'
 import re, sys
@@ -89,6 +95,7 @@ per() { python3 -c "print(f'{($2-$1)/max($3,1):.4f}')" "$@"; }
 bench_gateway() { # mode [commit-before-last-byte]
   local mode=$1 commit=${2:-true} port url cmds1 cmds64 label
   label="$mode"; [ -n "${COMMIT_MODES:-}" ] && label="$mode, commit first=$commit"
+  [ "${WRK_KEY:-main}" = client ] && label="$label, client key"
   port=$(free_port)
   url="http://127.0.0.1:$port/v1/chat/completions"
   USAGE_COMMIT_BEFORE_LAST_BYTE="$commit" "$BIN/poolgate" serve --config-dir "$WORK/$mode" --host 127.0.0.1 \
@@ -142,8 +149,16 @@ while read -r A; do
 done <<<"$ACCOUNTS"
 mkdir -p "$WORK/redis"
 echo "{\"redis\":{\"enabled\":true,\"url\":\"redis://127.0.0.1:$REDIS_PORT\"}}" >"$WORK/redis/config.json"
+HASH=$(printf '%s' "$CLIENT_KEY" | sha256sum | cut -d' ' -f1)
+redis-cli -p "$REDIS_PORT" HSET aiclient:client-keys "$HASH" \
+  '{"id":"bench","name":"bench","enabled":true,"dailyLimit":1000000000,"rpmLimit":1000000000,"prefix":"maki_benchBE","createdAt":1}' >/dev/null
 echo "redis mode…" >&2
-for c in ${COMMIT_MODES:-true}; do MODE=redis bench_gateway redis "$c"; done
+for c in ${COMMIT_MODES:-true}; do
+  for k in ${CLIENT_KEY_MODES:-off}; do
+    wk=main; [ "$k" = on ] && wk=client
+    WRK_KEY=$wk MODE=redis bench_gateway redis "$c"
+  done
+done
 USAGE=$(redis-cli -p "$REDIS_PORT" HVALS aiclient:pools:openai-custom | python3 -c "
 import json, sys; print(sum(json.loads(l).get('usageCount', 0) for l in sys.stdin if l.strip()))")
 

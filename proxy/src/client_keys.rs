@@ -51,6 +51,8 @@ pub struct Charge {
     pub limits: RateInfo,
     /// Counted locally while the store was unreachable (replayed later; nothing to refund).
     pub offline: bool,
+    /// The key's name, for per-key metrics (only when `CLIENT_KEY_METRICS=per-key`).
+    pub label: Option<Arc<str>>,
 }
 
 /// A refused request: the error and, when known, the limits for the headers.
@@ -80,10 +82,16 @@ pub struct ClientKeys {
     known: Mutex<HashMap<String, Known>>,
     /// Requests admitted offline, per (hash, day), to replay.
     pending: Mutex<HashMap<(String, i64), i64>>,
+    /// Key names by hash, for per-key metrics, with when they were read.
+    names: Mutex<HashMap<String, (Arc<str>, std::time::Instant)>>,
 }
+
+/// How long a key's name is used for metrics before it is read again (renames show up).
+const NAME_TTL: Duration = Duration::from_secs(60);
 
 impl ClientKeys {
     /// Admits `caller` for `model` on provider type `pool`; `Ok(None)` for the main key.
+    /// With `per_key`, the charge carries the key's name for metrics.
     pub async fn admit(
         &self,
         store: &Arc<dyn Storage>,
@@ -91,13 +99,42 @@ impl ClientKeys {
         model: &str,
         pool: &str,
         offline_allow: bool,
+        per_key: bool,
     ) -> Result<Option<Charge>, Refusal> {
         let Caller::Key(hash) = caller else { return Ok(None) };
+        let mut charge = self.admit_key(store, hash, model, pool, offline_allow).await?;
+        if per_key {
+            charge.label = self.name(store, hash).await;
+        }
+        Ok(Some(charge))
+    }
+
+    /// The key's name, from a short-lived cache (one store read per key per minute).
+    async fn name(&self, store: &Arc<dyn Storage>, hash: &str) -> Option<Arc<str>> {
+        if let Some((n, at)) = self.names.lock().get(hash) {
+            if at.elapsed() < NAME_TTL {
+                return Some(n.clone());
+            }
+        }
+        let (key, _) = store.get_client_key(hash).await.ok().flatten()?;
+        let name: Arc<str> = Arc::from(key.name.as_str());
+        self.names.lock().insert(hash.to_string(), (name.clone(), std::time::Instant::now()));
+        Some(name)
+    }
+
+    async fn admit_key(
+        &self,
+        store: &Arc<dyn Storage>,
+        hash: &str,
+        model: &str,
+        pool: &str,
+        offline_allow: bool,
+    ) -> Result<Charge, Refusal> {
         match store.admit_client_key(hash, model, pool).await {
             Ok(Admission::Admitted { ticket, limits }) => {
                 let known = Known { day: ticket.day, remaining: limits.remaining, seen: std::time::Instant::now() };
-                self.known.lock().insert(hash.clone(), known);
-                Ok(Some(Charge { ticket, limits, offline: false }))
+                self.known.lock().insert(hash.to_string(), known);
+                Ok(Charge { ticket, limits, offline: false, label: None })
             }
             Ok(Admission::Unknown) => Err(ApiError::unauthorized().into()),
             Ok(Admission::Disabled) => Err(ApiError::new(403, "This API key is disabled").into()),
@@ -120,7 +157,7 @@ impl ClientKeys {
 
     /// With the store unreachable: keys this replica admitted recently go on against a local
     /// count (replayed when the store is back); others are refused. Logged either way.
-    fn admit_offline(&self, hash: &str, allow: bool) -> Result<Option<Charge>, Refusal> {
+    fn admit_offline(&self, hash: &str, allow: bool) -> Result<Charge, Refusal> {
         let refused = || Refusal::from(ApiError::new(503, "Client key store is unreachable; retry shortly"));
         if !allow {
             tracing::warn!("client key refused: the store is unreachable (CLIENT_KEYS_WHEN_STORE_DOWN=deny)");
@@ -141,7 +178,7 @@ impl ClientKeys {
         *self.pending.lock().entry((hash.to_string(), day)).or_insert(0) += 1;
         tracing::warn!("client key admitted from the local count: the store is unreachable");
         let ticket = Ticket { hash: hash.to_string(), day, minute: 0, bonus: false };
-        Ok(Some(Charge { ticket, limits: RateInfo::default(), offline: true }))
+        Ok(Charge { ticket, limits: RateInfo::default(), offline: true, label: None })
     }
 
     /// Replays requests admitted offline, once the store answers again.

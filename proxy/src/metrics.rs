@@ -8,6 +8,12 @@
 //! - `poolgate_pool_accounts{provider,state}`: accounts per pool that are usable, unhealthy
 //!   (or cooling down) and disabled, read from the store's cache at scrape time
 //! - `poolgate_store_degraded`, `poolgate_store_queued_writes`, `poolgate_store_queue_overflows`
+//! - `poolgate_client_key_admissions_total{result}`: client-key admissions (admitted,
+//!   admitted_offline, unknown, refused, limited, unavailable)
+//! - `poolgate_client_key_tokens_total{direction}`: tokens of client-key answers
+//! - with `CLIENT_KEY_METRICS=per-key`: `poolgate_client_key_requests_by_key_total{key}` and
+//!   `poolgate_client_key_tokens_by_key_total{key,direction}` (one series per key name; a key
+//!   the store does not know never makes a series)
 
 use std::time::Duration;
 
@@ -43,6 +49,27 @@ pub struct PoolLabels {
     pub state: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DirectionLabels {
+    pub direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KeyLabels {
+    pub key: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KeyDirectionLabels {
+    pub key: String,
+    pub direction: &'static str,
+}
+
 type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -61,6 +88,10 @@ pub struct Metrics {
     pub store_degraded: Gauge,
     pub store_queued_writes: Gauge,
     pub store_queue_overflows: Gauge,
+    key_admissions: Family<ResultLabels, Counter>,
+    key_tokens: Family<DirectionLabels, Counter>,
+    key_requests_by_key: Family<KeyLabels, Counter>,
+    key_tokens_by_key: Family<KeyDirectionLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -81,6 +112,18 @@ impl Default for Metrics {
         r.register("store_degraded", "1 while Redis is unreachable and writes are queued", store_degraded.clone());
         r.register("store_queued_writes", "Writes waiting for Redis", store_queued_writes.clone());
         r.register("store_queue_overflows", "Writes dropped because the queue was full", store_queue_overflows.clone());
+        let key_admissions = Family::<ResultLabels, Counter>::default();
+        let key_tokens = Family::<DirectionLabels, Counter>::default();
+        let key_requests_by_key = Family::<KeyLabels, Counter>::default();
+        let key_tokens_by_key = Family::<KeyDirectionLabels, Counter>::default();
+        r.register("client_key_admissions", "Client-key admissions by result", key_admissions.clone());
+        r.register("client_key_tokens", "Tokens of client-key answers by direction", key_tokens.clone());
+        r.register(
+            "client_key_requests_by_key",
+            "Admitted requests per client key (per-key mode)",
+            key_requests_by_key.clone(),
+        );
+        r.register("client_key_tokens_by_key", "Tokens per client key (per-key mode)", key_tokens_by_key.clone());
         Self {
             registry: Mutex::new(r),
             requests,
@@ -91,6 +134,10 @@ impl Default for Metrics {
             store_degraded,
             store_queued_writes,
             store_queue_overflows,
+            key_admissions,
+            key_tokens,
+            key_requests_by_key,
+            key_tokens_by_key,
         }
     }
 }
@@ -107,6 +154,41 @@ impl Metrics {
     }
     pub fn upstream_error(&self, provider: &str, kind: &'static str) {
         self.upstream_errors.get_or_create(&UpstreamErrorLabels { provider: provider.to_string(), kind }).inc();
+    }
+
+    /// Counts one client-key admission by its outcome (and per key, when it carries a name).
+    pub fn client_key_admission(
+        &self,
+        outcome: &Result<Option<crate::client_keys::Charge>, crate::client_keys::Refusal>,
+    ) {
+        let result = match outcome {
+            Ok(Some(c)) if c.offline => "admitted_offline",
+            Ok(Some(c)) => {
+                if let Some(key) = &c.label {
+                    self.key_requests_by_key.get_or_create(&KeyLabels { key: key.to_string() }).inc();
+                }
+                "admitted"
+            }
+            Ok(None) => return,
+            Err(r) => match r.error.status {
+                401 => "unknown",
+                403 => "refused",
+                429 => "limited",
+                _ => "unavailable",
+            },
+        };
+        self.key_admissions.get_or_create(&ResultLabels { result }).inc();
+    }
+
+    /// Adds an answered client-key request's tokens.
+    pub fn client_key_tokens(&self, key: Option<&str>, (input, output): (i64, i64)) {
+        for (direction, n) in [("input", input), ("output", output)] {
+            let n = n.max(0) as u64;
+            self.key_tokens.get_or_create(&DirectionLabels { direction }).inc_by(n);
+            if let Some(key) = key {
+                self.key_tokens_by_key.get_or_create(&KeyDirectionLabels { key: key.to_string(), direction }).inc_by(n);
+            }
+        }
     }
 
     /// The text exposition.

@@ -789,3 +789,41 @@ async fn file_mode_adopts_reference_potluck_keys() {
     let reference = std::fs::read_to_string(dir.path().join("api-potluck-keys.json")).expect("reference file");
     assert!(reference.contains(text), "the reference's file is left as it was");
 }
+
+async fn metrics_text(gw: &Gateway) -> String {
+    client().get(gw.url("/metrics")).send().await.expect("metrics").text().await.expect("text")
+}
+
+fn series(text: &str, prefix: &str) -> Option<f64> {
+    text.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[tokio::test]
+async fn client_key_metrics_are_aggregate_unless_per_key_is_asked_for() {
+    for per_key in [false, true] {
+        let env: &[(&str, &str)] = if per_key { &[("CLIENT_KEY_METRICS", "per-key")] } else { &[] };
+        let f = fleet(1, env).await;
+        let gw = &f.gws[0];
+        let t = token(gw).await;
+        let (_, created) = call(gw, "POST", "/api/potluck/keys", Some(&t), Some(json!({"name": "metered"}))).await;
+        let text = created["data"]["key"].as_str().expect("key").to_string();
+        for _ in 0..4 {
+            assert_eq!(chat_with(gw, &text).await, 200);
+        }
+        assert_eq!(chat_with(gw, "maki_not-a-real-key").await, 401);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let m = loop {
+            let m = metrics_text(gw).await;
+            if series(&m, "poolgate_client_key_tokens_total{direction=\"input\"}").unwrap_or(0.0) > 0.0 {
+                break m;
+            }
+            assert!(Instant::now() < deadline, "tokens counted: {m}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(series(&m, "poolgate_client_key_admissions_total{result=\"admitted\"}"), Some(4.0), "{m}");
+        assert_eq!(series(&m, "poolgate_client_key_admissions_total{result=\"unknown\"}"), Some(1.0), "{m}");
+        let by_key = series(&m, "poolgate_client_key_requests_by_key_total{key=\"metered\"}");
+        assert_eq!(by_key, per_key.then_some(4.0), "per-key series only when asked for: {m}");
+        assert!(!m.contains("not-a-real-key") && !m.contains(&text), "no key text in metrics");
+    }
+}

@@ -79,6 +79,9 @@ pub struct GatewayConfig {
     /// unreachable, client keys this replica admitted in the last day go on against a local
     /// count that is replayed when Redis is back; with `deny` every client key gets 503.
     pub client_keys_offline_allow: bool,
+    /// poolgate: `CLIENT_KEY_METRICS` (`aggregate`, the default, or `per-key`): with `per-key`
+    /// the client key metrics also carry the key's name (one series per key).
+    pub client_key_metrics_per_key: bool,
     /// Admin API and dashboard settings (`LOGIN_*`, `TRUST_PROXY`, `UI_ENABLED`).
     pub admin: crate::admin::AdminSettings,
     /// The whole config object as read, for fields other modules own.
@@ -161,6 +164,8 @@ impl GatewayConfig {
             max_connections_per_ip: size("MAX_CONNECTIONS_PER_IP", 0),
             client_keys_offline_allow: !s("CLIENT_KEYS_WHEN_STORE_DOWN")
                 .is_some_and(|v| v.trim().eq_ignore_ascii_case("deny")),
+            client_key_metrics_per_key: s("CLIENT_KEY_METRICS")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("per-key")),
             admin: crate::admin::AdminSettings::read(&raw, &env),
             raw,
         }

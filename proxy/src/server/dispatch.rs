@@ -81,8 +81,14 @@ pub async fn dispatch(state: Arc<AppState>, mut call: ClientCall) -> Response {
         Ok(c) => c,
         Err(e) => return finish(&state, &call, "none", e.into_response_for(call.protocol)),
     };
-    let admitted =
-        state.client_keys.admit(&state.store, &call.caller, &model, &pool, cfg.client_keys_offline_allow).await;
+    let per_key = cfg.client_key_metrics_per_key;
+    let admitted = state
+        .client_keys
+        .admit(&state.store, &call.caller, &model, &pool, cfg.client_keys_offline_allow, per_key)
+        .await;
+    if matches!(call.caller, crate::client_keys::Caller::Key(_)) {
+        state.metrics.client_key_admission(&admitted);
+    }
     match admitted {
         Ok(charge) => call.charge = charge,
         Err(refusal) => {

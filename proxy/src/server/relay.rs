@@ -89,6 +89,7 @@ impl Drop for Tracked {
             return;
         }
         if let Some(charge) = self.charge.take() {
+            s.metrics.client_key_tokens(charge.label.as_deref(), self.tokens);
             let settlement = poolgate_store::Settlement {
                 model: std::mem::take(&mut self.model),
                 input_tokens: self.tokens.0,
