@@ -1,6 +1,8 @@
 //! The official Python SDKs (OpenAI Chat and Responses, Anthropic, google-genai; versions pinned in
 //! `tests/sdk/requirements.txt`), unmodified, against a real `poolgate` in front of every API-key
-//! backend: each SDK's unary and streaming call must return the upstream's text.
+//! backend: each SDK's unary and streaming call must return the upstream's text; token counts
+//! (Anthropic, Gemini `countTokens`) and model lists (OpenAI's, Gemini's on `/v1beta` and `/v1`)
+//! must come back in each SDK's shape.
 //!
 //! `.ci/run` installs the SDKs and sets `POOLGATE_REQUIRE_SDKS=1`, so there a missing SDK fails the
 //! test; elsewhere it is skipped with a message.
@@ -55,11 +57,19 @@ async fn official_python_sdks_work_through_every_api_key_backend() {
         .expect("python3 runs");
         let stdout = String::from_utf8_lossy(&out.stdout);
         let cases: Vec<Value> = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-        assert_eq!(cases.len(), 8, "{pool}: every case reported\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(cases.len(), 13, "{pool}: every case reported\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
         for c in cases {
             let name = c["case"].as_str().unwrap_or_default();
-            let want = if name.ends_with(".stream") { "tok0 tok1 tok2 " } else { "Hello from mock" };
-            if c["ok"] != true || c["text"] != want {
+            let text = c["text"].as_str().unwrap_or_default();
+            let good = c["ok"] == true
+                && match name {
+                    n if n.ends_with("count_tokens") => text.parse::<u64>().is_ok_and(|n| n > 0),
+                    n if n.starts_with("genai.models.list") => text.split(',').any(|m| m == "models/mock-model"),
+                    "openai.models.list" => text.split(',').any(|m| m == "mock-model"),
+                    n if n.ends_with(".stream") => text == "tok0 tok1 tok2 ",
+                    _ => text == "Hello from mock",
+                };
+            if !good {
                 failures.push(format!("{pool} {name}: {c}"));
             }
         }

@@ -119,6 +119,8 @@ pub trait Storage: Send + Sync {
     /// Adds `n` requests of `day` that a replica admitted while the store was unreachable.
     async fn replay_client_key_usage(&self, hash: &str, day: i64, n: i64) -> Result<()>;
     /// Adds an answered request's tokens and errors to the key's counters and statistics.
+    /// Group-committed: on Redis it is queued and sent with others within a few milliseconds
+    /// ([`Storage::flush`] waits for it).
     async fn settle_client_key(&self, ticket: &Ticket, settlement: &Settlement) -> Result<()>;
 
     // -- usage cache, plugins, metadata ----------------------------------------------------

@@ -1,5 +1,6 @@
 """Drives poolgate with the official Python SDKs, unmodified: OpenAI (Chat Completions and
-Responses), Anthropic (Messages) and google-genai (generateContent), unary and streaming.
+Responses), Anthropic (Messages) and google-genai (generateContent), unary and streaming, plus
+token counting and model lists.
 
 Usage: python_clients.py BASE_URL API_KEY MODEL
 Prints one JSON object per case: {"case": ..., "text": ..., "ok": bool, "error": ...}.
@@ -72,10 +73,30 @@ def main():
     def gemini_stream():
         return "".join(c.text or "" for c in gm.models.generate_content_stream(model=model, contents="Say hello"))
 
+    def gemini_count():
+        return str(gm.models.count_tokens(model=model, contents="Say hello to the world").total_tokens)
+
+    def gemini_list():
+        return ",".join(m.name for m in gm.models.list())
+
+    gm1 = genai.Client(api_key=key, http_options=types.HttpOptions(base_url=base, api_version="v1", timeout=30_000))
+
+    def gemini_list_v1():
+        return ",".join(m.name for m in gm1.models.list())
+
+    def openai_list():
+        return ",".join(m.id for m in oa.models.list())
+
+    def anthropic_count():
+        return str(an.messages.count_tokens(model=model, messages=msgs).input_tokens)
+
     for name, fn in [("openai.chat", chat), ("openai.chat.stream", chat_stream),
                      ("openai.responses", responses), ("openai.responses.stream", responses_stream),
                      ("anthropic.messages", messages), ("anthropic.messages.stream", messages_stream),
-                     ("genai.generate", gemini), ("genai.generate.stream", gemini_stream)]:
+                     ("genai.generate", gemini), ("genai.generate.stream", gemini_stream),
+                     ("genai.count_tokens", gemini_count), ("anthropic.count_tokens", anthropic_count),
+                     ("genai.models.list", gemini_list), ("genai.models.list.v1", gemini_list_v1),
+                     ("openai.models.list", openai_list)]:
         case(name, fn)
 
 

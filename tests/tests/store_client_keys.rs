@@ -90,6 +90,8 @@ async fn run(store: &dyn Storage, key: &ClientKey, ops: &[Op]) -> (Vec<String>, 
                 if let Some(t) = &last {
                     let s = Settlement { model: "m".into(), input_tokens: *tokens, output_tokens: 1, error: false };
                     store.settle_client_key(t, &s).await.expect("settle");
+                    // Settlements are group-committed (Redis: within a few ms); wait for it.
+                    store.flush().await.expect("flush");
                 }
             }
         }

@@ -103,7 +103,7 @@ async fn list(state: Arc<AppState>, req: Request, path_provider: Option<String>,
                 .iter()
                 .map(|id| {
                     json!({"name": format!("models/{id}"), "baseModelId": id, "version": "001", "displayName": id,
-                           "description": id, "supportedGenerationMethods": ["generateContent", "streamGenerateContent"]})
+                           "description": id, "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens"]})
                 })
                 .collect();
             Json(json!({"models": models})).into_response()
@@ -118,14 +118,31 @@ async fn list(state: Arc<AppState>, req: Request, path_provider: Option<String>,
     }
 }
 
-pub async fn openai(State(s): State<Arc<AppState>>, req: Request) -> Response {
-    list(s, req, None, Protocol::OpenAiChat).await
+/// A Gemini client (google-genai sends `x-goog-api-key` or `?key=`) listing `/v1/models` gets
+/// the Gemini shape; anyone else the OpenAI one.
+fn protocol_of_lister(req: &Request) -> Protocol {
+    let gemini_key = req.headers().contains_key("x-goog-api-key")
+        || req.uri().query().is_some_and(|q| q.split('&').any(|kv| kv.starts_with("key=")));
+    let bearer = req.headers().contains_key("authorization") || req.headers().contains_key("x-api-key");
+    if gemini_key && !bearer {
+        Protocol::Gemini
+    } else {
+        Protocol::OpenAiChat
+    }
 }
-pub async fn openai_p(State(s): State<Arc<AppState>>, Path(p): Path<String>, req: Request) -> Response {
-    list(s, req, Some(p), Protocol::OpenAiChat).await
-}
+
 pub async fn gemini(State(s): State<Arc<AppState>>, req: Request) -> Response {
     list(s, req, None, Protocol::Gemini).await
+}
+
+/// `GET /v1/models` (and `/{provider}/v1/models`): OpenAI's list, or Gemini's for Gemini clients.
+pub async fn v1_list(State(s): State<Arc<AppState>>, req: Request) -> Response {
+    let protocol = protocol_of_lister(&req);
+    list(s, req, None, protocol).await
+}
+pub async fn v1_list_p(State(s): State<Arc<AppState>>, Path(p): Path<String>, req: Request) -> Response {
+    let protocol = protocol_of_lister(&req);
+    list(s, req, Some(p), protocol).await
 }
 pub async fn gemini_p(State(s): State<Arc<AppState>>, Path(p): Path<String>, req: Request) -> Response {
     list(s, req, Some(p), Protocol::Gemini).await

@@ -36,7 +36,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/redis/status", get(status::redis_status))
         .route("/api/usage", get(status::usage))
         .route("/api/usage/{provider}", get(status::usage_type))
-        .route("/v1/models", get(models::openai))
+        .route("/v1/models", get(models::v1_list))
         .route("/v1beta/models", get(models::gemini))
         .route("/v1/chat/completions", post(routes::chat))
         .route("/v1/responses", post(routes::responses))
@@ -45,7 +45,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1beta/models/{method}", post(routes::gemini_generate))
         // The current google-genai SDKs call `/v1/models/{model}:generateContent` too.
         .route("/v1/models/{method}", post(routes::gemini_generate))
-        .route("/{provider}/v1/models", get(models::openai_p))
+        .route("/{provider}/v1/models", get(models::v1_list_p))
         .route("/{provider}/v1beta/models", get(models::gemini_p))
         .route("/{provider}/v1/chat/completions", post(routes::chat_p))
         .route("/{provider}/v1/responses", post(routes::responses_p))

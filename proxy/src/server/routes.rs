@@ -194,6 +194,9 @@ pub async fn messages_p(State(s): State<Arc<AppState>>, Path(p): Path<String>, r
 }
 
 async fn gemini(state: Arc<AppState>, path_provider: Option<String>, req: Request) -> Response {
+    if req.uri().path().ends_with(":countTokens") {
+        return gemini_count_tokens(state, req).await;
+    }
     match parse_gemini_path(req.uri().path()) {
         Some(g) => {
             generate(
@@ -236,6 +239,28 @@ pub async fn count_tokens_handler(State(state): State<Arc<AppState>>, req: Reque
     match counted {
         Ok(n) => Json(json!({"input_tokens": n})).into_response(),
         Err(e) => ApiError::bad_request(e.to_string()).into_response_for(Protocol::Anthropic),
+    }
+}
+
+/// `POST …/models/{model}:countTokens` (Gemini): counted locally, never sent upstream, in
+/// Gemini's shape `{totalTokens}`. The body is a `generateContent` request, or one wrapped as
+/// `{generateContentRequest: …}`.
+async fn gemini_count_tokens(state: Arc<AppState>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    if let Err(e) = check_auth(&state, &parts.headers, parts.uri.query()).await {
+        return e.into_response_for(Protocol::Gemini);
+    }
+    let raw = match read_body(&state, &parts.headers, body).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response_for(Protocol::Gemini),
+    };
+    let counted = parse_body(&raw).and_then(|v| {
+        let inner = v.get("generateContentRequest").cloned().unwrap_or(v);
+        count_tokens(Protocol::Gemini, &inner)
+    });
+    match counted {
+        Ok(n) => Json(json!({"totalTokens": n})).into_response(),
+        Err(e) => ApiError::bad_request(e.to_string()).into_response_for(Protocol::Gemini),
     }
 }
 

@@ -241,21 +241,95 @@ async fn adjust(shared: &Shared, t: &Ticket, delta: i64) -> Result<()> {
     Ok(())
 }
 
-pub(crate) async fn settle(shared: &Shared, t: &Ticket, s: &Settlement) -> Result<()> {
+/// Settlements waiting for the next group commit.
+#[derive(Default)]
+pub(crate) struct SettleQueue {
+    pending: parking_lot::Mutex<std::collections::VecDeque<(Ticket, Settlement)>>,
+    wake: tokio::sync::Notify,
+    overflows: std::sync::atomic::AtomicU64,
+}
+
+/// Most settlements one script call applies.
+const SETTLE_BATCH: usize = 128;
+/// Most settlements held while Redis is unreachable (older ones are dropped, and counted).
+const SETTLE_CAPACITY: usize = 100_000;
+/// Longest a settlement waits for companions before it is sent.
+const SETTLE_LINGER: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Queues a settlement for the group commit (never waits on Redis).
+pub(crate) fn settle(shared: &Shared, t: &Ticket, s: &Settlement) {
+    let mut q = shared.settles.pending.lock();
+    if q.len() >= SETTLE_CAPACITY {
+        q.pop_front();
+        shared.settles.overflows.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    q.push_back((t.clone(), s.clone()));
+    let full = q.len() >= SETTLE_BATCH;
+    drop(q);
+    if full {
+        shared.settles.wake.notify_one();
+    }
+}
+
+/// Asks the settlement task to send now.
+pub(crate) fn wake_settlements(shared: &Shared) {
+    shared.settles.wake.notify_one();
+}
+
+/// Settlements dropped because too many waited while Redis was unreachable.
+pub(crate) fn settle_overflows(shared: &Shared) -> u64 {
+    shared.settles.overflows.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Settlements not yet in Redis.
+pub(crate) fn settle_pending(shared: &Shared) -> usize {
+    shared.settles.pending.lock().len()
+}
+
+/// Sends queued settlements in batches, one script call each; a batch Redis did not take goes
+/// back to the front of the queue.
+pub(crate) async fn run_settlements(shared: std::sync::Arc<Shared>) {
+    loop {
+        let _ = tokio::time::timeout(SETTLE_LINGER, shared.settles.wake.notified()).await;
+        loop {
+            let batch: Vec<(Ticket, Settlement)> = {
+                let mut q = shared.settles.pending.lock();
+                let n = q.len().min(SETTLE_BATCH);
+                q.drain(..n).collect()
+            };
+            if batch.is_empty() {
+                break;
+            }
+            if let Err(e) = settle_batch(&shared, &batch).await {
+                tracing::debug!(error = %e, n = batch.len(), "client key settlements deferred");
+                {
+                    let mut q = shared.settles.pending.lock();
+                    for item in batch.into_iter().rev() {
+                        q.push_front(item);
+                    }
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                break;
+            }
+        }
+    }
+}
+
+async fn settle_batch(shared: &Shared, batch: &[(Ticket, Settlement)]) -> Result<()> {
     let mut c = shared.link.conn()?;
     shared.link.count_command();
     let k = &shared.keys;
-    let _: i64 = SETTLE
-        .key(k.client_key_usage(&t.hash))
-        .key(k.client_key_window("tpm", &t.hash, t.minute))
-        .key(k.client_key_stats(t.day))
-        .arg(&t.hash)
-        .arg(&s.model)
-        .arg(s.input_tokens.max(0))
-        .arg(s.output_tokens.max(0))
-        .arg(i64::from(s.error))
-        .invoke_async(&mut c)
-        .await
-        .map_err(|e| shared.link.fail(e))?;
+    let mut call = SETTLE.prepare_invoke();
+    for (t, s) in batch {
+        call.key(k.client_key_usage(&t.hash))
+            .key(k.client_key_window("tpm", &t.hash, t.minute))
+            .key(k.client_key_stats(t.day))
+            .arg(&t.hash)
+            .arg(&s.model)
+            .arg(s.input_tokens.max(0))
+            .arg(s.output_tokens.max(0))
+            .arg(i64::from(s.error));
+    }
+    let _: i64 = call.invoke_async(&mut c).await.map_err(|e| shared.link.fail(e))?;
     Ok(())
 }

@@ -54,6 +54,8 @@ pub(crate) struct Shared {
     token_changes: tokio::sync::broadcast::Sender<(String, String)>,
     /// Every change heard of on the invalidation channel, own writes included.
     changes: tokio::sync::broadcast::Sender<crate::admin::Change>,
+    /// Client key settlements waiting for their group commit.
+    settles: client_keys::SettleQueue,
 }
 
 /// Storage on Redis, shared by any number of processes.
@@ -93,6 +95,7 @@ impl RedisStore {
             is_subscribed: std::sync::atomic::AtomicBool::new(false),
             token_changes: tokio::sync::broadcast::channel(256).0,
             changes: tokio::sync::broadcast::channel(crate::admin::CHANGE_FEED_CAPACITY).0,
+            settles: Default::default(),
         });
         if link.connect().await {
             tracing::info!(url = %link.settings.redacted_url(), prefix = %shared.keys.prefix(), "storage: Redis");
@@ -109,6 +112,7 @@ impl RedisStore {
             tokio::spawn(link.clone().monitor()),
             tokio::spawn(writer::run(shared.clone())),
             tokio::spawn(events::run(shared.clone())),
+            tokio::spawn(client_keys::run_settlements(shared.clone())),
         ];
         if link.is_connected() {
             // Serve nothing from cache before we can hear about other processes' changes.
@@ -744,7 +748,8 @@ impl Storage for RedisStore {
     }
 
     async fn settle_client_key(&self, ticket: &crate::Ticket, settlement: &crate::Settlement) -> Result<()> {
-        client_keys::settle(&self.shared, ticket, settlement).await
+        client_keys::settle(&self.shared, ticket, settlement);
+        Ok(())
     }
 
     fn status(&self) -> StorageStatus {
@@ -761,16 +766,21 @@ impl Storage for RedisStore {
             reconnect_count: link.reconnects.load(std::sync::atomic::Ordering::Relaxed),
             total_commands: link.commands.load(std::sync::atomic::Ordering::Relaxed),
             failed_commands: link.failures.load(std::sync::atomic::Ordering::Relaxed),
-            queued_writes: q.len(),
+            queued_writes: q.len() + client_keys::settle_pending(&self.shared),
             queue_capacity: q.capacity(),
-            queue_overflows: q.overflows(),
+            queue_overflows: q.overflows() + client_keys::settle_overflows(&self.shared),
             last_error: link.last_error(),
             ping_latency_ms: link.ping_latency_ms(),
         }
     }
 
     async fn flush(&self) -> Result<()> {
-        if self.shared.queue.drain(FLUSH_TIMEOUT).await {
+        let deadline = tokio::time::Instant::now() + FLUSH_TIMEOUT;
+        while client_keys::settle_pending(&self.shared) > 0 && tokio::time::Instant::now() < deadline {
+            client_keys::wake_settlements(&self.shared);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if self.shared.queue.drain(FLUSH_TIMEOUT).await && client_keys::settle_pending(&self.shared) == 0 {
             return Ok(());
         }
         let n = self.shared.queue.len();
