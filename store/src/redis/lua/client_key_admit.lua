@@ -32,12 +32,14 @@ local today = tonumber(u[2]) or 0
 if (tonumber(u[1]) or -1) ~= day then today = 0 end
 local total = tonumber(u[3]) or 0
 local bonus_used = tonumber(u[4]) or 0
-local mreq = tonumber(redis.call('GET', rpm_key)) or 0
-local mtok = tonumber(redis.call('GET', tpm_key)) or 0
+local daily, rpm, tpm, totl = num(k.dailyLimit), num(k.rpmLimit), num(k.tpmLimit), num(k.totalLimit)
+-- The minute windows are read and kept only for keys with a per-minute limit.
+local mreq, mtok = 0, 0
+if rpm then mreq = tonumber(redis.call('GET', rpm_key)) or 0 end
+if tpm then mtok = tonumber(redis.call('GET', tpm_key)) or 0 end
 local to_midnight = math.max(1, math.floor((86400000 - (now + off) % 86400000) / 1000))
 local to_minute = math.max(1, math.floor((60000 - now % 60000) / 1000))
 
-local daily, rpm, tpm, totl = num(k.dailyLimit), num(k.rpmLimit), num(k.tpmLimit), num(k.totalLimit)
 local bonus = num(k.bonus) or 0
 local bexp = num(k.bonusExpiresAt)
 local bonus_live = bonus > bonus_used and (bexp == nil or bexp > now)
@@ -60,7 +62,9 @@ else
 end
 redis.call('HSET', KEYS[2], 'day', day, 'todayUsage', today)
 redis.call('HINCRBY', KEYS[2], 'totalUsage', 1)
-redis.call('INCR', rpm_key)
-redis.call('PEXPIRE', rpm_key, 120000)
+if rpm then
+  redis.call('INCR', rpm_key)
+  redis.call('PEXPIRE', rpm_key, 120000)
+end
 if remaining > 0 then remaining = remaining - 1 end
 return {'admitted', day, minute, over and 1 or 0, limit, remaining, reset}
