@@ -718,6 +718,7 @@ async fn reference_potluck_keys_migrate_and_keep_working() {
         "dailyLimit": 10, "todayUsage": 4, "totalUsage": 40, "lastResetDate": today, "lastUsedAt": null,
         "enabled": true, "bonusRemaining": 0}}});
     std::fs::write(dir.path().join("api-potluck-keys.json"), keys.to_string()).expect("keys file");
+    std::fs::write(dir.path().join("input_system_prompt.txt"), "Be brief.").expect("prompt file");
     let pools = json!({"openai-custom": [account("openai-custom", "acc", &mock.url("/v1"), "sk-up")]});
     std::fs::write(dir.path().join("provider_pools.json"), pools.to_string()).expect("pools");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_poolgate"))
@@ -729,6 +730,7 @@ async fn reference_potluck_keys_migrate_and_keep_working() {
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     assert!(out.status.success(), "{summary} {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(summary["clientKeysImported"], 1, "{summary}");
+    assert_eq!(summary["systemPromptImported"], true, "{summary}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains(text), "the key is never printed");
 
     let run_dir = tempfile::tempdir().expect("dir");
@@ -770,6 +772,8 @@ async fn reference_potluck_keys_migrate_and_keep_working() {
         .expect("export");
     let s: Value = serde_json::from_slice(&export.stdout).unwrap_or(Value::Null);
     assert_eq!(s["clientKeysNotExported"], 1, "{s}");
+    let prompt = std::fs::read_to_string(out_dir.path().join("input_system_prompt.txt")).expect("prompt exported");
+    assert_eq!(prompt, "Be brief.");
 }
 
 /// On files, the reference's `api-potluck-keys.json` is adopted at the first start.
@@ -826,4 +830,100 @@ async fn client_key_metrics_are_aggregate_unless_per_key_is_asked_for() {
         assert_eq!(by_key, per_key.then_some(4.0), "per-key series only when asked for: {m}");
         assert!(!m.contains("not-a-real-key") && !m.contains(&text), "no key text in metrics");
     }
+}
+
+/// The system text the mock upstream (an OpenAI Chat backend) received in its latest request.
+fn upstream_system(mock: &MockUpstream) -> Vec<String> {
+    let hits = mock.requests();
+    let last = hits.last().expect("a request reached the upstream");
+    last.body["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["role"] == "system")
+        .map(|m| m["content"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_stored_system_prompt_reaches_every_protocol_on_every_replica() {
+    let f = fleet(2, &[("LOGIN_MIN_INTERVAL", "0")]).await;
+    let (a, b) = (&f.gws[0], &f.gws[1]);
+    let t = token(a).await;
+    let (status, body) =
+        call(a, "POST", "/api/system-prompt", Some(&t), Some(json!({"content": "Answer as PoolBot."}))).await;
+    assert_eq!(status, 200, "{body}");
+    let requests: Vec<(&str, Value)> = vec![
+        (
+            "/v1/chat/completions",
+            json!({"model": "m", "messages": [{"role": "system", "content": "Be Claude."}, {"role": "user", "content": "hi"}]}),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "m", "max_tokens": 8, "system": "Be Claude.", "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+        ("/v1/responses", json!({"model": "m", "instructions": "Be Claude.", "input": "hi"})),
+        (
+            "/v1beta/models/m:generateContent",
+            json!({"systemInstruction": {"parts": [{"text": "Be Claude."}]}, "contents": [{"role": "user", "parts": [{"text": "hi"}]}]}),
+        ),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, _) = post(&b.url("/v1/chat/completions"), &requests[0].1).await;
+        assert_eq!(status, 200);
+        if upstream_system(&f.mock).iter().any(|s| s.contains("PoolBot")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "B applies the prompt stored through A");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for (path, body) in &requests {
+        let (status, text) = post(&b.url(path), body).await;
+        assert_eq!(status, 200, "{path}: {text}");
+        let system = upstream_system(&f.mock).join("\n");
+        assert!(system.contains("Be Claude.") && system.contains("Answer as PoolBot."), "{path}: appended: {system:?}");
+    }
+    // Overwrite mode and replacements, from the config.
+    let patch = json!({"SYSTEM_PROMPT_MODE": "overwrite", "SYSTEM_PROMPT_REPLACEMENTS": [{"old": "PoolBot", "new": "GateBot"}]});
+    assert_eq!(call(a, "POST", "/api/config", Some(&t), Some(patch)).await.0, 200);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        post(&b.url("/v1/messages"), &requests[1].1).await;
+        let system = upstream_system(&f.mock).join("\n");
+        if !system.contains("Be Claude.") {
+            assert_eq!(
+                system, "Answer as PoolBot.",
+                "overwrite: only the configured prompt (replacements apply to the client's text)"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "B switches to overwrite: {system}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let bad = json!({"SYSTEM_PROMPT_REPLACEMENTS": [{"old": ""}]});
+    assert_eq!(call(a, "POST", "/api/config", Some(&t), Some(bad)).await.0, 400);
+    // An empty prompt turns injection off.
+    assert_eq!(call(a, "POST", "/api/system-prompt", Some(&t), Some(json!({"content": ""}))).await.0, 200);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        post(&b.url("/v1/chat/completions"), &requests[0].1).await;
+        if upstream_system(&f.mock) == vec!["Be Claude.".to_string()] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the prompt is gone: {:?}", upstream_system(&f.mock));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn file_mode_reads_the_reference_prompt_file() {
+    let mock = MockUpstream::start().await.expect("mock");
+    let pools = json!({"openai-custom": [account("openai-custom", "acc", &mock.url("/v1"), "sk-up")]});
+    let dir = config_dir(&json!({"SYSTEM_PROMPT_REPLACEMENTS": [{"old": "Claude", "new": "the assistant"}]}), &pools);
+    std::fs::write(dir.path().join("input_system_prompt.txt"), "From the file.\n").expect("prompt");
+    let gw = Gateway::start(dir.path(), &[]).await;
+    let body = json!({"model": "m", "messages": [{"role": "system", "content": "Be Claude."}, {"role": "user", "content": "hi"}]});
+    assert_eq!(post(&gw.url("/v1/chat/completions"), &body).await.0, 200);
+    assert_eq!(upstream_system(&mock), vec!["Be the assistant.".to_string(), "From the file.".to_string()]);
 }

@@ -103,6 +103,7 @@ pub enum Change {
     Password,
     Plugins,
     UsageCache,
+    SystemPrompt,
     /// The set of pool types.
     PoolTypes,
     /// A whole pool (replaced, dropped, or an account added or removed).

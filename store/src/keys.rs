@@ -90,6 +90,11 @@ impl Keys {
     pub fn usage_cache(&self) -> String {
         self.key("usage:cache")
     }
+    /// poolgate addition: `{p}system-prompt`, the injected system prompt (the reference's
+    /// `input_system_prompt.txt`).
+    pub fn system_prompt(&self) -> String {
+        self.key("system-prompt")
+    }
     /// `{p}plugins`: plugin configuration.
     pub fn plugins(&self) -> String {
         self.key("plugins")

@@ -128,6 +128,9 @@ pub trait Storage: Send + Sync {
     async fn set_usage_cache(&self, cache: &Value) -> Result<Applied>;
     async fn get_plugins(&self) -> Result<Option<Value>>;
     async fn set_plugins(&self, plugins: &Value) -> Result<Applied>;
+    /// The system prompt injected into requests (`input_system_prompt.txt` on files).
+    async fn get_system_prompt(&self) -> Result<Option<String>>;
+    async fn set_system_prompt(&self, prompt: &str) -> Result<Applied>;
     async fn get_metadata(&self) -> Result<BTreeMap<String, String>>;
     async fn set_metadata(&self, fields: &BTreeMap<String, String>) -> Result<Applied>;
 

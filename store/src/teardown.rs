@@ -51,6 +51,7 @@ pub async fn delete_instance(store: &RedisStore) -> Result<TeardownReport> {
         keys.pool_types(),
         keys.client_keys(),
         keys.replicas(),
+        keys.system_prompt(),
     ];
     for family in FAMILIES {
         dels.extend(store.scan_prefixed(family).await?);

@@ -53,13 +53,20 @@ fn mask_in(v: &Value, secret: bool) -> Value {
 
 /// How a known field's value must look.
 enum Kind {
-    Int { min: i64, max: i64 },
+    Int {
+        min: i64,
+        max: i64,
+    },
     Bool,
-    Text { non_empty: bool },
+    Text {
+        non_empty: bool,
+    },
     OneOf(&'static [&'static str]),
     Providers,
     IpList,
     Object,
+    /// `[{old, new}]` with a non-empty `old`.
+    Replacements,
 }
 
 const FIELDS: &[(&str, Kind)] = &[
@@ -90,6 +97,7 @@ const FIELDS: &[(&str, Kind)] = &[
     ("CLIENT_KEYS_WHEN_STORE_DOWN", Kind::OneOf(&["allow", "deny"])),
     ("SYSTEM_PROMPT_MODE", Kind::OneOf(&["append", "overwrite"])),
     ("PROMPT_LOG_MODE", Kind::OneOf(&["none", "console", "file"])),
+    ("SYSTEM_PROMPT_REPLACEMENTS", Kind::Replacements),
     ("SCHEDULED_HEALTH_CHECK", Kind::Object),
     ("providerFallbackChain", Kind::Object),
     ("modelFallbackMapping", Kind::Object),
@@ -145,6 +153,16 @@ fn check(kind: &Kind, v: &Value) -> Result<(), String> {
             }
         }
         Kind::Object => v.is_object().then_some(()).ok_or_else(|| "must be an object".into()),
+        Kind::Replacements => {
+            let ok = v.as_array().is_some_and(|a| {
+                a.iter().all(|r| {
+                    r.get("old").and_then(Value::as_str).is_some_and(|o| !o.is_empty())
+                        && r.get("new").is_none_or(Value::is_string)
+                })
+            });
+            ok.then_some(())
+                .ok_or_else(|| "must be a list of {\"old\": text, \"new\": text} with a non-empty old".into())
+        }
     }
 }
 
@@ -216,6 +234,38 @@ pub async fn reload(State(state): State<Arc<AppState>>, _admin: Admin) -> AdminR
     }
     let changed = state.apply_stored_config().await?;
     Ok(Json(json!({"success": true, "message": "Configuration reloaded", "changed": changed})).into_response())
+}
+
+/// Longest system prompt stored.
+const MAX_PROMPT_BYTES: usize = 256 << 10;
+
+/// `GET /api/system-prompt`: the stored prompt and how it is applied.
+pub async fn get_system_prompt(State(state): State<Arc<AppState>>, _admin: Admin) -> AdminResult {
+    let content = state.store.get_system_prompt().await?.unwrap_or_default();
+    let inj = state.injection();
+    let mode = match inj.mode {
+        crate::convert::system_prompt::Mode::Append => "append",
+        crate::convert::system_prompt::Mode::Overwrite => "overwrite",
+    };
+    let replacements: Vec<Value> = inj.replacements.iter().map(|(o, n)| json!({"old": o, "new": n})).collect();
+    Ok(Json(json!({"content": content, "mode": mode, "replacements": replacements})).into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct PromptBody {
+    content: String,
+}
+
+/// `POST /api/system-prompt {content}`: stored, and applied by every replica at once (an
+/// empty content turns injection off). Mode and replacements are config fields.
+pub async fn set_system_prompt(State(state): State<Arc<AppState>>, _admin: Admin, body: Bytes) -> AdminResult {
+    let PromptBody { content } = parse_json(&body)?;
+    if content.len() > MAX_PROMPT_BYTES {
+        return Err(AdminError::bad_request(format!("field \"content\" is longer than {MAX_PROMPT_BYTES} bytes")));
+    }
+    super::done(state.store.set_system_prompt(&content).await?)?;
+    state.refresh_injection().await;
+    Ok(Json(json!({"success": true, "message": "System prompt saved and applied"})).into_response())
 }
 
 #[cfg(test)]

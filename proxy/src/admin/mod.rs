@@ -101,6 +101,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/api/admin-password", post(auth::change_password))
         .route("/api/config", get(config::get_config).post(config::post_config))
         .route("/api/reload-config", post(config::reload))
+        .route("/api/system-prompt", get(config::get_system_prompt).post(config::set_system_prompt))
         .route("/api/providers", get(pools::list).post(pools::add))
         .route("/api/providers/supported", get(pools::supported))
         .route("/api/providers/{ptype}", get(pools::one_pool))

@@ -71,6 +71,7 @@ fn print_human(args: &MigrateArgs, target: &str, s: &MigrateSummary) {
         ("password", "pwd", s.password_imported),
         ("usage", "usage:cache", s.usage_cache_imported),
         ("plugins", "plugins", s.plugins_imported),
+        ("prompt", "system-prompt", s.system_prompt_imported),
     ] {
         let state = if done {
             "imported"

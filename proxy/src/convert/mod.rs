@@ -57,6 +57,7 @@ mod schema;
 pub mod sse;
 pub mod stream;
 mod stream_watch;
+pub mod system_prompt;
 pub use stream_watch::answer_tokens;
 pub mod tokens;
 pub mod validate;

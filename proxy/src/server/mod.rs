@@ -80,6 +80,8 @@ pub struct AppState {
     origin: parking_lot::Mutex<Option<(Value, ServeArgs)>>,
     /// Asks the config watcher to re-read now (`POST /api/reload-config`).
     pub reload: tokio::sync::Notify,
+    /// The system prompt injection every request gets (config + the stored prompt).
+    injection: RwLock<Arc<crate::convert::system_prompt::Injection>>,
 }
 
 impl AppState {
@@ -106,6 +108,7 @@ impl AppState {
             started_at: poolgate_store::time::epoch_ms(),
             origin: parking_lot::Mutex::new(None),
             reload: tokio::sync::Notify::new(),
+            injection: RwLock::new(Arc::default()),
             store,
             redis,
             config: RwLock::new(Arc::new(config)),
@@ -131,6 +134,27 @@ impl AppState {
 
     fn set_config(&self, c: GatewayConfig) {
         *self.config.write() = Arc::new(c);
+    }
+
+    /// The system prompt injection in force.
+    pub fn injection(&self) -> Arc<crate::convert::system_prompt::Injection> {
+        self.injection.read().clone()
+    }
+
+    /// Rebuilds the injection from the live config and the stored prompt (kept as it was when
+    /// the store cannot be read).
+    pub async fn refresh_injection(&self) {
+        let prompt = match self.store.get_system_prompt().await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!(error = %e, "system prompt unavailable; keeping the last one");
+                self.injection().prompt.clone()
+            }
+        };
+        let next = crate::convert::system_prompt::Injection::settings(&self.config().raw, prompt);
+        if *self.injection() != next {
+            *self.injection.write() = Arc::new(next);
+        }
     }
 
     /// The config.json read at start (the base the stored copy is laid over in Redis mode).
@@ -175,6 +199,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let loaded = load(&args).await?;
     let state = Arc::new(AppState::new(loaded.store, loaded.redis, loaded.config)?);
     *state.origin.lock() = Some((loaded.file_config.clone(), args.clone()));
+    state.refresh_injection().await;
     let cfg = state.config();
     let addr: SocketAddr = format!("{}:{}", cfg.host, cfg.port).parse()?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -331,7 +356,8 @@ async fn watch_config(state: Arc<AppState>) {
     loop {
         tokio::select! {
             c = changes.recv() => match c {
-                Ok(Change::Config | Change::Resync) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Ok(Change::Config | Change::SystemPrompt | Change::Resync)
+                | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                 Ok(_) => continue,
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => changes = state.store.watch_changes(),
             },
@@ -341,6 +367,7 @@ async fn watch_config(state: Arc<AppState>) {
         if let Err(e) = state.apply_stored_config().await {
             tracing::debug!(error = %e, "config: stored copy unavailable");
         }
+        state.refresh_injection().await;
     }
 }
 

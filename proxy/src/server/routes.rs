@@ -120,11 +120,11 @@ async fn generate_in_span(
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    let raw = match read_body(&state, &parts.headers, body).await {
+    let mut raw = match read_body(&state, &parts.headers, body).await {
         Ok(b) => b,
         Err(e) => return fail(e),
     };
-    let body = match parse_body(&raw) {
+    let mut body = match parse_body(&raw) {
         Ok(v @ Value::Object(_)) => v,
         Ok(_) => return fail(ApiError::bad_request("Request body must be a JSON object")),
         Err(e) => return fail(ApiError::bad_request(e.to_string())),
@@ -132,6 +132,12 @@ async fn generate_in_span(
     // Every route checks the request's shape, also those that relay it unconverted.
     if let Err(e) = crate::convert::validate::validate_request(protocol, &body) {
         return fail(ApiError::bad_request(e.to_string()));
+    }
+    if state.injection().apply(protocol, &mut body) {
+        raw = match serde_json::to_vec(&body) {
+            Ok(v) => v.into(),
+            Err(e) => return fail(ApiError::new(500, e.to_string())),
+        };
     }
     let (model, stream) = match &ep.gemini {
         Some((m, s)) => (m.clone(), *s),

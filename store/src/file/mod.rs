@@ -39,6 +39,7 @@ enum File {
     Sessions,
     Usage,
     Plugins,
+    SystemPrompt,
 }
 
 impl File {
@@ -50,6 +51,7 @@ impl File {
             Self::Sessions => paths::SESSIONS,
             Self::Usage => paths::USAGE,
             Self::Plugins => paths::PLUGINS,
+            Self::SystemPrompt => paths::SYSTEM_PROMPT,
         }
     }
 }
@@ -62,6 +64,7 @@ struct State {
     sessions: BTreeMap<String, Session>,
     usage: Option<Value>,
     plugins: Option<Value>,
+    system_prompt: Option<String>,
     meta: BTreeMap<String, String>,
     locks: HashMap<String, (String, Instant)>,
     dirty: HashSet<File>,
@@ -111,6 +114,7 @@ impl FileStore {
             sessions,
             usage: atomic::read_json(&dir.join(paths::USAGE)).await?,
             plugins: atomic::read_json(&dir.join(paths::PLUGINS)).await?,
+            system_prompt: atomic::read(&dir.join(paths::SYSTEM_PROMPT)).await?,
             ..State::default()
         };
         let inner =
@@ -221,6 +225,7 @@ fn render(st: &State, f: File) -> Option<Vec<u8>> {
         }
         File::Usage => st.usage.clone()?,
         File::Plugins => st.plugins.clone()?,
+        File::SystemPrompt => return st.system_prompt.as_ref().map(|p| p.clone().into_bytes()),
     };
     Some(atomic::pretty(&v))
 }
@@ -516,6 +521,17 @@ impl Storage for FileStore {
         self.inner.state.lock().plugins = Some(plugins.clone());
         self.persist(File::Plugins).await?;
         self.admin.announce(Change::Plugins);
+        Ok(Applied::Done(()))
+    }
+
+    async fn get_system_prompt(&self) -> Result<Option<String>> {
+        Ok(self.inner.state.lock().system_prompt.clone())
+    }
+
+    async fn set_system_prompt(&self, prompt: &str) -> Result<Applied> {
+        self.inner.state.lock().system_prompt = Some(prompt.to_string());
+        self.persist(File::SystemPrompt).await?;
+        self.admin.announce(Change::SystemPrompt);
         Ok(Applied::Done(()))
     }
 

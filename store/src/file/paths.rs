@@ -8,6 +8,8 @@ pub const PASSWORD: &str = "pwd";
 pub const SESSIONS: &str = "token-store.json";
 pub const USAGE: &str = "usage-cache.json";
 pub const PLUGINS: &str = "plugins.json";
+/// The reference's system prompt file (`SYSTEM_PROMPT_FILE_PATH`'s default).
+pub const SYSTEM_PROMPT: &str = "input_system_prompt.txt";
 
 /// Marker in token-store.json saying its keys are SHA-256 hashes of the session tokens (poolgate
 /// writes it; the reference's files have raw tokens as keys and no marker).

@@ -682,6 +682,14 @@ impl Storage for RedisStore {
         self.set_kv(self.shared.keys.plugins(), plugins.to_string()).await
     }
 
+    async fn get_system_prompt(&self) -> Result<Option<String>> {
+        self.read_kv(&self.shared.keys.system_prompt(), self.shared.ttls.config).await
+    }
+
+    async fn set_system_prompt(&self, prompt: &str) -> Result<Applied> {
+        self.set_kv(self.shared.keys.system_prompt(), prompt.to_string()).await
+    }
+
     async fn get_metadata(&self) -> Result<BTreeMap<String, String>> {
         self.query(redis::cmd("HGETALL").arg(self.shared.keys.meta())).await
     }

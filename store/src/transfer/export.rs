@@ -36,6 +36,7 @@ struct Snapshot {
     password: Option<String>,
     usage: Option<String>,
     plugins: Option<String>,
+    system_prompt: Option<String>,
     pools: BTreeMap<String, BTreeMap<String, String>>,
     tokens: BTreeMap<(String, String), String>,
     sessions: BTreeMap<String, String>,
@@ -68,12 +69,14 @@ pub async fn export(
 
 async fn read(store: &RedisStore) -> Result<Snapshot, TransferError> {
     let k = store.keys();
-    let mut got = store.get_each(&[k.config(), k.password(), k.usage_cache(), k.plugins()]).await?.into_iter();
+    let keys = [k.config(), k.password(), k.usage_cache(), k.plugins(), k.system_prompt()];
+    let mut got = store.get_each(&keys).await?.into_iter();
     let mut snap = Snapshot {
         config: got.next().flatten(),
         password: got.next().flatten(),
         usage: got.next().flatten(),
         plugins: got.next().flatten(),
+        system_prompt: got.next().flatten(),
         ..Snapshot::default()
     };
     // pool-types is the index, but a hash missing from it (reference bug 4) is exported too.
@@ -131,6 +134,10 @@ fn build(snap: &Snapshot, sum: &mut ExportSummary) -> Vec<OutFile> {
     if let Some(p) = &snap.password {
         files.push(OutFile { rel: paths::PASSWORD.into(), bytes: p.clone().into_bytes() });
         sum.password_exported = true;
+    }
+    if let Some(p) = snap.system_prompt.as_ref().filter(|p| !p.is_empty()) {
+        files.push(OutFile { rel: paths::SYSTEM_PROMPT.into(), bytes: p.clone().into_bytes() });
+        sum.system_prompt_exported = true;
     }
     files.extend(token_files(snap, sum));
     files.push(pools_file(snap, sum));

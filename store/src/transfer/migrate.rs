@@ -79,6 +79,7 @@ async fn plan(store: &RedisStore, src: &Source, force: bool, sum: &mut MigrateSu
         ("pwd", keys.password(), src.password.clone()),
         ("usage:cache", keys.usage_cache(), src.usage_cache.as_ref().map(Value::to_string)),
         ("plugins", keys.plugins(), src.plugins.as_ref().map(Value::to_string)),
+        ("system-prompt", keys.system_prompt(), src.system_prompt.clone()),
     ];
     let token_keys: Vec<String> = src.tokens.iter().map(|t| keys.token(&t.pool, &t.id)).collect();
     let session_keys: Vec<String> = src.sessions.iter().map(|s| keys.session(&s.hash)).collect();
@@ -99,6 +100,7 @@ async fn plan(store: &RedisStore, src: &Source, force: bool, sum: &mut MigrateSu
             "config" => sum.config_imported = true,
             "pwd" => sum.password_imported = true,
             "usage:cache" => sum.usage_cache_imported = true,
+            "system-prompt" => sum.system_prompt_imported = true,
             _ => sum.plugins_imported = true,
         }
         plan.items.push(vec![BulkWrite::Set { key, value }]);

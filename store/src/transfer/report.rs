@@ -35,6 +35,7 @@ pub struct MigrateSummary {
     pub password_imported: bool,
     pub usage_cache_imported: bool,
     pub plugins_imported: bool,
+    pub system_prompt_imported: bool,
     pub sessions_imported: usize,
     pub sessions_skipped: usize,
     pub sessions_expired: usize,
@@ -59,10 +60,16 @@ impl MigrateSummary {
             + self.legacy_tokens_imported
             + self.sessions_imported
             + self.client_keys_imported
-            + [self.config_imported, self.password_imported, self.usage_cache_imported, self.plugins_imported]
-                .iter()
-                .filter(|b| **b)
-                .count()
+            + [
+                self.config_imported,
+                self.password_imported,
+                self.usage_cache_imported,
+                self.plugins_imported,
+                self.system_prompt_imported,
+            ]
+            .iter()
+            .filter(|b| **b)
+            .count()
     }
 }
 
@@ -80,6 +87,7 @@ pub struct ExportSummary {
     pub password_exported: bool,
     pub usage_cache_exported: bool,
     pub plugins_exported: bool,
+    pub system_prompt_exported: bool,
     /// Client keys in Redis, which cannot be exported: only their SHA-256 is kept, and the
     /// reference needs the key text.
     pub client_keys_not_exported: usize,

@@ -25,6 +25,8 @@ pub struct Source {
     pub sessions_expired: usize,
     pub usage_cache: Option<Value>,
     pub plugins: Option<Value>,
+    /// `input_system_prompt.txt`.
+    pub system_prompt: Option<String>,
     /// The reference's `api-potluck-keys.json`, as client keys.
     pub client_keys: Vec<super::potluck::Imported>,
     /// `api-potluck-data.json` is present (not imported: see `potluck`).
@@ -76,6 +78,13 @@ impl Source {
         s.password = s.password_file(&dir.join(paths::PASSWORD)).await;
         s.usage_cache = s.json_file(&dir.join(paths::USAGE)).await;
         s.plugins = s.object_file(&dir.join(paths::PLUGINS)).await;
+        s.system_prompt = match atomic::read(&dir.join(paths::SYSTEM_PROMPT)).await {
+            Ok(p) => p.filter(|p| !p.trim().is_empty()),
+            Err(e) => {
+                s.broken(ItemError::new(dir.join(paths::SYSTEM_PROMPT).display().to_string(), e));
+                None
+            }
+        };
         let errors_before = s.unparsable;
         if let Some(v) = s.json_file(&dir.join(paths::POOLS)).await {
             s.read_pools(&dir.join(paths::POOLS), v);
