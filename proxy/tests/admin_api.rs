@@ -917,13 +917,91 @@ async fn a_stored_system_prompt_reaches_every_protocol_on_every_replica() {
 }
 
 #[tokio::test]
-async fn file_mode_reads_the_reference_prompt_file() {
+async fn file_mode_reads_the_reference_prompt_and_custom_model_files() {
     let mock = MockUpstream::start().await.expect("mock");
     let pools = json!({"openai-custom": [account("openai-custom", "acc", &mock.url("/v1"), "sk-up")]});
     let dir = config_dir(&json!({"SYSTEM_PROMPT_REPLACEMENTS": [{"old": "Claude", "new": "the assistant"}]}), &pools);
     std::fs::write(dir.path().join("input_system_prompt.txt"), "From the file.\n").expect("prompt");
+    let models = json!([{"id": "house", "provider": "openai-custom", "actualModel": "mock-model"}]);
+    std::fs::write(dir.path().join("custom_models.json"), models.to_string()).expect("custom models");
     let gw = Gateway::start(dir.path(), &[]).await;
-    let body = json!({"model": "m", "messages": [{"role": "system", "content": "Be Claude."}, {"role": "user", "content": "hi"}]});
+    let body = json!({"model": "house", "messages": [{"role": "system", "content": "Be Claude."}, {"role": "user", "content": "hi"}]});
     assert_eq!(post(&gw.url("/v1/chat/completions"), &body).await.0, 200);
     assert_eq!(upstream_system(&mock), vec!["Be the assistant.".to_string(), "From the file.".to_string()]);
+    assert_eq!(
+        mock.requests().last().map(|h| h.body["model"].clone()),
+        Some(json!("mock-model")),
+        "custom_models.json"
+    );
+}
+
+#[tokio::test]
+async fn custom_models_route_list_and_override_on_every_replica() {
+    let f = fleet(2, &[("LOGIN_MIN_INTERVAL", "0")]).await;
+    let (a, b) = (&f.gws[0], &f.gws[1]);
+    let t = token(a).await;
+    let other = acc(account("openai-custom", "b-0", &f.mock.url("/v1"), "sk-pool-b"));
+    f.store.replace_pool("openai-custom-b", vec![other]).await.expect("pool b");
+    let fast = json!({"id": "fast", "alias": "quick", "name": "Fast", "provider": "openai-custom",
+        "actualProvider": "openai-custom-b", "actualModel": "mock-model", "maxTokens": 64, "temperature": 0.1});
+    let (status, body) = call(a, "POST", "/api/custom-models", Some(&t), Some(fast)).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        call(a, "POST", "/api/custom-models", Some(&t), Some(json!({"id": "fast", "provider": "openai-custom"})))
+            .await
+            .0,
+        409
+    );
+    assert_eq!(
+        call(a, "POST", "/api/custom-models", Some(&t), Some(json!({"id": "x", "provider": "nope"}))).await.0,
+        400
+    );
+
+    // B lists it and routes it: pool b's account, the upstream model, the overrides.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = client().get(b.url("/v1/models")).bearer_auth(KEY).send().await.expect("models");
+        let list: Value = r.json().await.expect("json");
+        let ids: Vec<&str> = list["data"].as_array().into_iter().flatten().filter_map(|m| m["id"].as_str()).collect();
+        if ids.contains(&"fast") && ids.contains(&"quick") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "B lists the custom model: {list}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for name in ["fast", "quick"] {
+        let body = json!({"model": name, "temperature": 0.9, "messages": [{"role": "user", "content": "hi"}]});
+        let (status, text) = post(&b.url("/v1/chat/completions"), &body).await;
+        assert_eq!(status, 200, "{text}");
+        let hits = f.mock.requests();
+        let hit = hits.last().expect("upstream hit");
+        assert_eq!(hit.key.as_deref(), Some("sk-pool-b"), "served by the custom model's provider type");
+        assert_eq!((hit.body["model"].clone(), hit.body["max_tokens"].clone()), (json!("mock-model"), json!(64)));
+        assert_eq!(hit.body["temperature"], 0.1, "the custom model's parameters win");
+    }
+    let (_, listed) = call(b, "GET", "/api/custom-models", Some(&t), None).await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(1));
+    assert_eq!(call(a, "DELETE", "/api/custom-models/fast", Some(&t), None).await.0, 200);
+    assert_eq!(call(a, "DELETE", "/api/custom-models/fast", Some(&t), None).await.0, 404);
+}
+
+#[tokio::test]
+async fn auto_mode_needs_type_prefixed_models_and_lists_them() {
+    let mock = MockUpstream::start().await.expect("mock");
+    let pools = json!({
+        "openai-custom": [account("openai-custom", "o", &mock.url("/v1"), "sk-o")],
+        "claude-custom": [account("claude-custom", "c", &mock.url("/v1"), "sk-c")],
+    });
+    let dir = config_dir(&json!({"MODEL_PROVIDER": "auto", "SCHEDULED_HEALTH_CHECK": {"enabled": false}}), &pools);
+    let gw = Gateway::start(dir.path(), &[]).await;
+    let (status, text) = post(&gw.url("/v1/chat/completions"), &chat("mock-model", false)).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("providerType:model"), "{text}");
+    let (status, _) = post(&gw.url("/v1/chat/completions"), &chat("claude-custom:mock-model", false)).await;
+    assert_eq!(status, 200);
+    assert_eq!(mock.requests().last().and_then(|h| h.key.clone()).as_deref(), Some("sk-c"));
+    let r = client().get(gw.url("/v1/models")).bearer_auth(KEY).send().await.expect("models");
+    let list: Value = r.json().await.expect("json");
+    let ids: Vec<&str> = list["data"].as_array().into_iter().flatten().filter_map(|m| m["id"].as_str()).collect();
+    assert!(ids.contains(&"openai-custom:mock-model") && ids.contains(&"claude-custom:mock-model"), "{ids:?}");
 }

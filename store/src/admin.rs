@@ -104,6 +104,7 @@ pub enum Change {
     Plugins,
     UsageCache,
     SystemPrompt,
+    CustomModels,
     /// The set of pool types.
     PoolTypes,
     /// A whole pool (replaced, dropped, or an account added or removed).

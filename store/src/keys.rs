@@ -95,6 +95,10 @@ impl Keys {
     pub fn system_prompt(&self) -> String {
         self.key("system-prompt")
     }
+    /// poolgate addition: `{p}custom-models`, the reference's `custom_models.json`.
+    pub fn custom_models(&self) -> String {
+        self.key("custom-models")
+    }
     /// `{p}plugins`: plugin configuration.
     pub fn plugins(&self) -> String {
         self.key("plugins")

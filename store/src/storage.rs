@@ -131,6 +131,9 @@ pub trait Storage: Send + Sync {
     /// The system prompt injected into requests (`input_system_prompt.txt` on files).
     async fn get_system_prompt(&self) -> Result<Option<String>>;
     async fn set_system_prompt(&self, prompt: &str) -> Result<Applied>;
+    /// The custom models (`custom_models.json`: an array of `{id, alias, provider, actualModel, …}`).
+    async fn get_custom_models(&self) -> Result<Option<Value>>;
+    async fn set_custom_models(&self, models: &Value) -> Result<Applied>;
     async fn get_metadata(&self) -> Result<BTreeMap<String, String>>;
     async fn set_metadata(&self, fields: &BTreeMap<String, String>) -> Result<Applied>;
 

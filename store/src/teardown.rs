@@ -52,6 +52,7 @@ pub async fn delete_instance(store: &RedisStore) -> Result<TeardownReport> {
         keys.client_keys(),
         keys.replicas(),
         keys.system_prompt(),
+        keys.custom_models(),
     ];
     for family in FAMILIES {
         dels.extend(store.scan_prefixed(family).await?);

@@ -135,7 +135,8 @@ fn check(kind: &Kind, v: &Value) -> Result<(), String> {
                 Value::Array(a) => a.iter().map(|x| x.as_str().unwrap_or("")).collect(),
                 _ => return Err("must be a provider type, a comma list or an array of them".into()),
             };
-            match list.iter().find(|t| !crate::providers::Registry::is_known(t)) {
+            let known = |t: &str| t == crate::server::routing::AUTO || crate::providers::Registry::is_known(t);
+            match list.iter().find(|t| !known(t)) {
                 Some(bad) => Err(format!("unknown provider type {bad:?}")),
                 None if list.is_empty() => Err("must name at least one provider type".into()),
                 None => Ok(()),

@@ -98,7 +98,7 @@ impl From<Change> for Key {
             Change::Token { pool, uuid } => Key::Token(pool, uuid),
             Change::Resync => Key::Resync,
             Change::Password => Key::Quiet,
-            Change::SystemPrompt => Key::Config,
+            Change::SystemPrompt | Change::CustomModels => Key::Config,
         }
     }
 }

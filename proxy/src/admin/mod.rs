@@ -9,6 +9,7 @@
 pub mod auth;
 mod config;
 mod credentials;
+mod custom_models;
 mod events;
 mod pools;
 mod potluck;
@@ -102,6 +103,8 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/api/config", get(config::get_config).post(config::post_config))
         .route("/api/reload-config", post(config::reload))
         .route("/api/system-prompt", get(config::get_system_prompt).post(config::set_system_prompt))
+        .route("/api/custom-models", get(custom_models::list).post(custom_models::add))
+        .route("/api/custom-models/{id}", put(custom_models::update).delete(custom_models::remove))
         .route("/api/providers", get(pools::list).post(pools::add))
         .route("/api/providers/supported", get(pools::supported))
         .route("/api/providers/{ptype}", get(pools::one_pool))

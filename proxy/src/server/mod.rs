@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod custom_models;
 pub mod dispatch;
 pub mod errors;
 mod listen;
@@ -82,6 +83,8 @@ pub struct AppState {
     pub reload: tokio::sync::Notify,
     /// The system prompt injection every request gets (config + the stored prompt).
     injection: RwLock<Arc<crate::convert::system_prompt::Injection>>,
+    /// The custom models clients may ask for.
+    custom_models: RwLock<Arc<custom_models::CustomModels>>,
 }
 
 impl AppState {
@@ -109,6 +112,7 @@ impl AppState {
             origin: parking_lot::Mutex::new(None),
             reload: tokio::sync::Notify::new(),
             injection: RwLock::new(Arc::default()),
+            custom_models: RwLock::new(Arc::default()),
             store,
             redis,
             config: RwLock::new(Arc::new(config)),
@@ -157,6 +161,27 @@ impl AppState {
         }
     }
 
+    /// The custom models in force.
+    pub fn custom_models(&self) -> Arc<custom_models::CustomModels> {
+        self.custom_models.read().clone()
+    }
+
+    /// Re-reads the custom models from the store (kept as they were when it cannot be read).
+    pub async fn refresh_custom_models(&self) {
+        match self.store.get_custom_models().await {
+            Ok(v) => {
+                let (next, skipped) = custom_models::CustomModels::parse(&v.unwrap_or(Value::Array(Vec::new())));
+                for s in skipped {
+                    tracing::warn!(entry = %s, "custom model skipped");
+                }
+                if *self.custom_models() != next {
+                    *self.custom_models.write() = Arc::new(next);
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "custom models unavailable; keeping the last ones"),
+        }
+    }
+
     /// The config.json read at start (the base the stored copy is laid over in Redis mode).
     pub fn file_config(&self) -> Option<Value> {
         self.origin.lock().as_ref().map(|(f, _)| f.clone())
@@ -200,6 +225,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let state = Arc::new(AppState::new(loaded.store, loaded.redis, loaded.config)?);
     *state.origin.lock() = Some((loaded.file_config.clone(), args.clone()));
     state.refresh_injection().await;
+    state.refresh_custom_models().await;
     let cfg = state.config();
     let addr: SocketAddr = format!("{}:{}", cfg.host, cfg.port).parse()?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -356,7 +382,7 @@ async fn watch_config(state: Arc<AppState>) {
     loop {
         tokio::select! {
             c = changes.recv() => match c {
-                Ok(Change::Config | Change::SystemPrompt | Change::Resync)
+                Ok(Change::Config | Change::SystemPrompt | Change::CustomModels | Change::Resync)
                 | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                 Ok(_) => continue,
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => changes = state.store.watch_changes(),
@@ -368,6 +394,7 @@ async fn watch_config(state: Arc<AppState>) {
             tracing::debug!(error = %e, "config: stored copy unavailable");
         }
         state.refresh_injection().await;
+        state.refresh_custom_models().await;
     }
 }
 

@@ -64,6 +64,20 @@ async fn model_ids(state: &Arc<AppState>, pools: Vec<String>) -> BTreeSet<String
     ids
 }
 
+/// In `auto` mode: `type:model` for the models of every pool.
+async fn auto_ids(state: &Arc<AppState>) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for t in state.store.list_pool_types().await.unwrap_or_default() {
+        if state.providers.get(&t).is_none() {
+            continue;
+        }
+        for m in model_ids(state, vec![t.clone()]).await {
+            out.insert(format!("{t}:{m}"));
+        }
+    }
+    out
+}
+
 fn pools_for(state: &AppState, req: &Request, path_provider: Option<String>) -> Vec<String> {
     let cfg = state.config();
     let named = path_provider
@@ -94,8 +108,13 @@ async fn list(state: Arc<AppState>, req: Request, path_provider: Option<String>,
         }
     }
     let pools = pools_for(&state, &req, path_provider);
-    let mut ids = model_ids(&state, pools).await;
+    let mut ids = if pools.iter().any(|p| p == super::routing::AUTO) {
+        auto_ids(&state).await
+    } else {
+        model_ids(&state, pools).await
+    };
     ids.extend(state.config().model_fallback.keys().cloned());
+    ids.extend(state.custom_models().names().map(String::from));
     state.metrics.request("models", "none", 200);
     match protocol {
         Protocol::Gemini => {

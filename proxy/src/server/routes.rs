@@ -105,7 +105,7 @@ async fn generate(state: Arc<AppState>, ep: Endpoint, path_provider: Option<Stri
 async fn generate_in_span(
     state: Arc<AppState>,
     ep: Endpoint,
-    path_provider: Option<String>,
+    mut path_provider: Option<String>,
     req: Request,
     request_id: String,
 ) -> Response {
@@ -139,7 +139,7 @@ async fn generate_in_span(
             Err(e) => return fail(ApiError::new(500, e.to_string())),
         };
     }
-    let (model, stream) = match &ep.gemini {
+    let (mut model, stream) = match &ep.gemini {
         Some((m, s)) => (m.clone(), *s),
         None => (
             body.get("model").and_then(Value::as_str).unwrap_or_default().to_string(),
@@ -150,7 +150,18 @@ async fn generate_in_span(
         return fail(ApiError::bad_request("`model` is required"));
     }
     let path = parts.uri.path();
-    let below = match &path_provider {
+    // A custom model names its provider type, upstream model and parameters.
+    let below_provider = path_provider.clone();
+    if let Some(cm) = state.custom_models().find(&model).cloned() {
+        cm.apply(protocol, &mut body);
+        raw = match serde_json::to_vec(&body) {
+            Ok(v) => v.into(),
+            Err(e) => return fail(ApiError::new(500, e.to_string())),
+        };
+        path_provider = Some(cm.provider);
+        model = cm.model;
+    }
+    let below = match &below_provider {
         Some(p) => path.strip_prefix(&format!("/{p}")).unwrap_or(path),
         None => path,
     };

@@ -55,9 +55,17 @@ pub fn choose(
             model = rest.to_string();
         }
     }
+    if pool == AUTO {
+        return Err(ApiError::bad_request(format!(
+            "MODEL_PROVIDER is auto: name the model as providerType:model (GET /v1/models lists them), not {model:?}"
+        )));
+    }
     served(registry, &pool)?;
     Ok((pool, model))
 }
+
+/// `MODEL_PROVIDER` value under which every request names its provider type (`type:model`).
+pub const AUTO: &str = "auto";
 
 /// The pools to try in order.
 pub fn plan(cfg: &GatewayConfig, pool: &str, model: &str) -> Vec<Target> {

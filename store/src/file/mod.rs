@@ -40,6 +40,7 @@ enum File {
     Usage,
     Plugins,
     SystemPrompt,
+    CustomModels,
 }
 
 impl File {
@@ -52,6 +53,7 @@ impl File {
             Self::Usage => paths::USAGE,
             Self::Plugins => paths::PLUGINS,
             Self::SystemPrompt => paths::SYSTEM_PROMPT,
+            Self::CustomModels => paths::CUSTOM_MODELS,
         }
     }
 }
@@ -65,6 +67,7 @@ struct State {
     usage: Option<Value>,
     plugins: Option<Value>,
     system_prompt: Option<String>,
+    custom_models: Option<Value>,
     meta: BTreeMap<String, String>,
     locks: HashMap<String, (String, Instant)>,
     dirty: HashSet<File>,
@@ -115,6 +118,7 @@ impl FileStore {
             usage: atomic::read_json(&dir.join(paths::USAGE)).await?,
             plugins: atomic::read_json(&dir.join(paths::PLUGINS)).await?,
             system_prompt: atomic::read(&dir.join(paths::SYSTEM_PROMPT)).await?,
+            custom_models: atomic::read_json(&dir.join(paths::CUSTOM_MODELS)).await?,
             ..State::default()
         };
         let inner =
@@ -226,6 +230,7 @@ fn render(st: &State, f: File) -> Option<Vec<u8>> {
         File::Usage => st.usage.clone()?,
         File::Plugins => st.plugins.clone()?,
         File::SystemPrompt => return st.system_prompt.as_ref().map(|p| p.clone().into_bytes()),
+        File::CustomModels => st.custom_models.clone()?,
     };
     Some(atomic::pretty(&v))
 }
@@ -532,6 +537,20 @@ impl Storage for FileStore {
         self.inner.state.lock().system_prompt = Some(prompt.to_string());
         self.persist(File::SystemPrompt).await?;
         self.admin.announce(Change::SystemPrompt);
+        Ok(Applied::Done(()))
+    }
+
+    async fn get_custom_models(&self) -> Result<Option<Value>> {
+        Ok(self.inner.state.lock().custom_models.clone())
+    }
+
+    async fn set_custom_models(&self, models: &Value) -> Result<Applied> {
+        if !models.is_array() {
+            return Err(StoreError::Invalid("custom models must be a JSON array".into()));
+        }
+        self.inner.state.lock().custom_models = Some(models.clone());
+        self.persist(File::CustomModels).await?;
+        self.admin.announce(Change::CustomModels);
         Ok(Applied::Done(()))
     }
 

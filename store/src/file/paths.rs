@@ -10,6 +10,8 @@ pub const USAGE: &str = "usage-cache.json";
 pub const PLUGINS: &str = "plugins.json";
 /// The reference's system prompt file (`SYSTEM_PROMPT_FILE_PATH`'s default).
 pub const SYSTEM_PROMPT: &str = "input_system_prompt.txt";
+/// The reference's custom models (`CUSTOM_MODELS_FILE_PATH`'s default).
+pub const CUSTOM_MODELS: &str = "custom_models.json";
 
 /// Marker in token-store.json saying its keys are SHA-256 hashes of the session tokens (poolgate
 /// writes it; the reference's files have raw tokens as keys and no marker).

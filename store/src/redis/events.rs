@@ -101,6 +101,7 @@ fn key_change(shared: &Shared, key: &str, token: Option<(String, String)>) -> Op
     [(k.config(), Change::Config), (k.password(), Change::Password), (k.plugins(), Change::Plugins)]
         .into_iter()
         .chain([(k.usage_cache(), Change::UsageCache), (k.system_prompt(), Change::SystemPrompt)])
+        .chain([(k.custom_models(), Change::CustomModels)])
         .find(|(name, _)| name == key)
         .map(|(_, c)| c)
 }

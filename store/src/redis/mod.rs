@@ -690,6 +690,17 @@ impl Storage for RedisStore {
         self.set_kv(self.shared.keys.system_prompt(), prompt.to_string()).await
     }
 
+    async fn get_custom_models(&self) -> Result<Option<Value>> {
+        self.read_json(&self.shared.keys.custom_models(), self.shared.ttls.config).await
+    }
+
+    async fn set_custom_models(&self, models: &Value) -> Result<Applied> {
+        if !models.is_array() {
+            return Err(StoreError::Invalid("custom models must be a JSON array".into()));
+        }
+        self.set_kv(self.shared.keys.custom_models(), models.to_string()).await
+    }
+
     async fn get_metadata(&self) -> Result<BTreeMap<String, String>> {
         self.query(redis::cmd("HGETALL").arg(self.shared.keys.meta())).await
     }

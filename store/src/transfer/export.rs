@@ -37,6 +37,7 @@ struct Snapshot {
     usage: Option<String>,
     plugins: Option<String>,
     system_prompt: Option<String>,
+    custom_models: Option<String>,
     pools: BTreeMap<String, BTreeMap<String, String>>,
     tokens: BTreeMap<(String, String), String>,
     sessions: BTreeMap<String, String>,
@@ -69,7 +70,7 @@ pub async fn export(
 
 async fn read(store: &RedisStore) -> Result<Snapshot, TransferError> {
     let k = store.keys();
-    let keys = [k.config(), k.password(), k.usage_cache(), k.plugins(), k.system_prompt()];
+    let keys = [k.config(), k.password(), k.usage_cache(), k.plugins(), k.system_prompt(), k.custom_models()];
     let mut got = store.get_each(&keys).await?.into_iter();
     let mut snap = Snapshot {
         config: got.next().flatten(),
@@ -77,6 +78,7 @@ async fn read(store: &RedisStore) -> Result<Snapshot, TransferError> {
         usage: got.next().flatten(),
         plugins: got.next().flatten(),
         system_prompt: got.next().flatten(),
+        custom_models: got.next().flatten(),
         ..Snapshot::default()
     };
     // pool-types is the index, but a hash missing from it (reference bug 4) is exported too.
@@ -131,6 +133,7 @@ fn build(snap: &Snapshot, sum: &mut ExportSummary) -> Vec<OutFile> {
     sum.config_exported = json_file(paths::CONFIG, &snap.config, sum);
     sum.usage_cache_exported = json_file(paths::USAGE, &snap.usage, sum);
     sum.plugins_exported = json_file(paths::PLUGINS, &snap.plugins, sum);
+    sum.custom_models_exported = json_file(paths::CUSTOM_MODELS, &snap.custom_models, sum);
     if let Some(p) = &snap.password {
         files.push(OutFile { rel: paths::PASSWORD.into(), bytes: p.clone().into_bytes() });
         sum.password_exported = true;

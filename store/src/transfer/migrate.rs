@@ -80,6 +80,7 @@ async fn plan(store: &RedisStore, src: &Source, force: bool, sum: &mut MigrateSu
         ("usage:cache", keys.usage_cache(), src.usage_cache.as_ref().map(Value::to_string)),
         ("plugins", keys.plugins(), src.plugins.as_ref().map(Value::to_string)),
         ("system-prompt", keys.system_prompt(), src.system_prompt.clone()),
+        ("custom-models", keys.custom_models(), src.custom_models.as_ref().map(Value::to_string)),
     ];
     let token_keys: Vec<String> = src.tokens.iter().map(|t| keys.token(&t.pool, &t.id)).collect();
     let session_keys: Vec<String> = src.sessions.iter().map(|s| keys.session(&s.hash)).collect();
@@ -101,6 +102,7 @@ async fn plan(store: &RedisStore, src: &Source, force: bool, sum: &mut MigrateSu
             "pwd" => sum.password_imported = true,
             "usage:cache" => sum.usage_cache_imported = true,
             "system-prompt" => sum.system_prompt_imported = true,
+            "custom-models" => sum.custom_models_imported = true,
             _ => sum.plugins_imported = true,
         }
         plan.items.push(vec![BulkWrite::Set { key, value }]);

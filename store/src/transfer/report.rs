@@ -36,6 +36,7 @@ pub struct MigrateSummary {
     pub usage_cache_imported: bool,
     pub plugins_imported: bool,
     pub system_prompt_imported: bool,
+    pub custom_models_imported: bool,
     pub sessions_imported: usize,
     pub sessions_skipped: usize,
     pub sessions_expired: usize,
@@ -66,6 +67,7 @@ impl MigrateSummary {
                 self.usage_cache_imported,
                 self.plugins_imported,
                 self.system_prompt_imported,
+                self.custom_models_imported,
             ]
             .iter()
             .filter(|b| **b)
@@ -88,6 +90,7 @@ pub struct ExportSummary {
     pub usage_cache_exported: bool,
     pub plugins_exported: bool,
     pub system_prompt_exported: bool,
+    pub custom_models_exported: bool,
     /// Client keys in Redis, which cannot be exported: only their SHA-256 is kept, and the
     /// reference needs the key text.
     pub client_keys_not_exported: usize,

@@ -27,6 +27,8 @@ pub struct Source {
     pub plugins: Option<Value>,
     /// `input_system_prompt.txt`.
     pub system_prompt: Option<String>,
+    /// `custom_models.json`.
+    pub custom_models: Option<Value>,
     /// The reference's `api-potluck-keys.json`, as client keys.
     pub client_keys: Vec<super::potluck::Imported>,
     /// `api-potluck-data.json` is present (not imported: see `potluck`).
@@ -78,6 +80,14 @@ impl Source {
         s.password = s.password_file(&dir.join(paths::PASSWORD)).await;
         s.usage_cache = s.json_file(&dir.join(paths::USAGE)).await;
         s.plugins = s.object_file(&dir.join(paths::PLUGINS)).await;
+        s.custom_models = match s.json_file(&dir.join(paths::CUSTOM_MODELS)).await {
+            Some(v @ Value::Array(_)) => Some(v),
+            Some(_) => {
+                s.broken(ItemError::new(dir.join(paths::CUSTOM_MODELS).display().to_string(), "not a JSON array"));
+                None
+            }
+            None => None,
+        };
         s.system_prompt = match atomic::read(&dir.join(paths::SYSTEM_PROMPT)).await {
             Ok(p) => p.filter(|p| !p.trim().is_empty()),
             Err(e) => {
