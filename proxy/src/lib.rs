@@ -14,6 +14,7 @@ pub mod logging;
 pub mod metrics;
 pub mod oauth;
 pub mod pool;
+pub mod prompt_log;
 pub mod providers;
 pub mod server;
 pub mod usage;

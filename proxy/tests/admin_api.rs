@@ -1005,3 +1005,43 @@ async fn auto_mode_needs_type_prefixed_models_and_lists_them() {
     let ids: Vec<&str> = list["data"].as_array().into_iter().flatten().filter_map(|m| m["id"].as_str()).collect();
     assert!(ids.contains(&"openai-custom:mock-model") && ids.contains(&"claude-custom:mock-model"), "{ids:?}");
 }
+
+#[tokio::test]
+async fn the_prompt_log_is_off_by_default_and_never_holds_keys() {
+    let mock = MockUpstream::start().await.expect("mock");
+    let pools = json!({"openai-custom": [account("openai-custom", "acc", &mock.url("/v1"), "sk-upstream-secret")]});
+    let dir = config_dir(&json!({}), &pools);
+    let gw = Gateway::start(dir.path(), &[]).await;
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": "tell me a story"}]});
+    assert_eq!(post(&gw.url("/v1/chat/completions"), &body).await.0, 200);
+    let logs = |d: &std::path::Path| {
+        std::fs::read_dir(d)
+            .expect("dir")
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with("prompt_log"))
+            .count()
+    };
+    assert_eq!(logs(dir.path()), 0, "off by default");
+    assert!(!gw.logs().contains("tell me a story"), "nothing in the server log either");
+    drop(gw);
+
+    let gw = Gateway::start(dir.path(), &[("PROMPT_LOG_MODE", "file".into())]).await;
+    assert_eq!(post(&gw.url("/v1/chat/completions"), &body).await.0, 200);
+    let entry = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(Result::ok)
+        .find(|e| e.file_name().to_string_lossy().starts_with("prompt_log-"))
+        .expect("a prompt log file");
+    let text = std::fs::read_to_string(entry.path()).expect("read");
+    assert!(text.contains("[user] tell me a story") && text.contains("Hello from mock"), "{text}");
+    assert!(!text.contains(KEY) && !text.contains("sk-upstream-secret"), "no keys: {text}");
+    drop(gw);
+    let gw = Gateway::start(dir.path(), &[("PROMPT_LOG_MODE", "console".into())]).await;
+    assert_eq!(post(&gw.url("/v1/chat/completions"), &body).await.0, 200);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !gw.logs().contains("tell me a story") {
+        assert!(Instant::now() < deadline, "console mode logs the prompt");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!gw.logs().contains("sk-upstream-secret"));
+}

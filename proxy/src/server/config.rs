@@ -82,6 +82,9 @@ pub struct GatewayConfig {
     /// poolgate: `CLIENT_KEY_METRICS` (`aggregate`, the default, or `per-key`): with `per-key`
     /// the client key metrics also carry the key's name (one series per key).
     pub client_key_metrics_per_key: bool,
+    /// `PROMPT_LOG_MODE` / `PROMPT_LOG_BASE_NAME`: the conversation log (off by default). Its
+    /// directory is set by the server (the config directory).
+    pub prompt_log: crate::prompt_log::PromptLog,
     /// Admin API and dashboard settings (`LOGIN_*`, `TRUST_PROXY`, `UI_ENABLED`).
     pub admin: crate::admin::AdminSettings,
     /// The whole config object as read, for fields other modules own.
@@ -166,6 +169,7 @@ impl GatewayConfig {
                 .is_some_and(|v| v.trim().eq_ignore_ascii_case("deny")),
             client_key_metrics_per_key: s("CLIENT_KEY_METRICS")
                 .is_some_and(|v| v.trim().eq_ignore_ascii_case("per-key")),
+            prompt_log: crate::prompt_log::PromptLog::settings(&raw, &env, std::path::PathBuf::from("configs")),
             admin: crate::admin::AdminSettings::read(&raw, &env),
             raw,
         }

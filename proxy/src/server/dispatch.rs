@@ -519,6 +519,7 @@ async fn attempt(
             tracked.charge = call.charge.clone();
             tracked.tokens = crate::client_keys::answer_tokens(call.protocol, &client_bytes);
         }
+        cfg.prompt_log.answer(&call.request_id, call.protocol, &client_bytes);
         let out = unary_response(status, content_type, client_bytes);
         tracked.first_chunk();
         tracked.commit().await;

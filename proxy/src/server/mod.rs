@@ -331,6 +331,9 @@ fn effective(args: &ServeArgs, raw: Value) -> GatewayConfig {
     if !config.host_set && config.api_key == config::DEFAULT_API_KEY {
         config.host = "127.0.0.1".into();
     }
+    if let crate::prompt_log::PromptLog::File { dir, .. } = &mut config.prompt_log {
+        dir.clone_from(&args.config_dir);
+    }
     config
 }
 

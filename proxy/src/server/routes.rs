@@ -149,6 +149,7 @@ async fn generate_in_span(
     if model.is_empty() {
         return fail(ApiError::bad_request("`model` is required"));
     }
+    state.config().prompt_log.request(&request_id, protocol, &model, &body);
     let path = parts.uri.path();
     // A custom model names its provider type, upstream model and parameters.
     let below_provider = path_provider.clone();
