@@ -12,6 +12,7 @@ pub mod dispatch;
 pub mod errors;
 mod listen;
 pub mod models;
+mod ollama;
 pub mod relay;
 mod router;
 pub mod routes;

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
-use super::{models, routes, status, AppState};
+use super::{models, ollama, routes, status, AppState};
 
 async fn cors(req: Request, next: Next) -> Response {
     let mut resp =
@@ -53,6 +53,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/{provider}/v1/messages/count_tokens", post(routes::count_tokens_handler))
         .route("/{provider}/v1beta/models/{method}", post(routes::gemini_generate_p))
         .route("/{provider}/v1/models/{method}", post(routes::gemini_generate_p))
+        .route("/ollama/api/version", get(ollama::version))
+        .route("/ollama/api/tags", get(ollama::tags))
+        .route("/ollama/api/show", post(ollama::show))
+        .route("/ollama/api/chat", post(ollama::chat))
+        .route("/ollama/api/generate", post(ollama::generate))
         .merge(crate::admin::router())
         .fallback(routes::not_found)
         .layer(middleware::from_fn(cors))
