@@ -20,7 +20,7 @@ async fn ndjson(gw: &Gateway, path: &str, body: &Value, provider: &str) -> (u16,
     let status = r.status().as_u16();
     let kind = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let text = r.text().await.expect("text");
-    let lines = text.lines().filter(|l| !l.trim().is_empty()).map(|l| parse(l)).collect();
+    let lines = text.lines().filter(|l| !l.trim().is_empty()).map(parse).collect();
     (status, kind, lines)
 }
 
