@@ -49,7 +49,7 @@ async fn instance(state: &Arc<AppState>, pool: &str, provider: &dyn crate::provi
     let result = if a.is_disabled() {
         Err("account is disabled".to_string())
     } else {
-        let ctx = state.provider_ctx();
+        let ctx = state.provider_ctx(pool, a);
         match tokio::time::timeout(QUERY_TIMEOUT, provider.usage(&ctx, pool, a)).await {
             Ok(Some(r)) => r,
             Ok(None) => Err("no usage endpoint".into()),

@@ -1,6 +1,7 @@
 //! Harnesses for poolgate's system tests: a private Redis launcher, helpers to run the test
 //! worker binaries, and fixtures in the reference implementation's exact formats.
 
+pub mod forward_proxy;
 pub mod mock_oauth;
 pub mod mock_upstream;
 pub mod redis_server;

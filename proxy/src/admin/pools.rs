@@ -320,7 +320,7 @@ pub async fn detect_models(
     let Some(provider) = state.providers.get(&pool).cloned() else {
         return Err(AdminError::bad_request(format!("this build does not serve {pool:?}")));
     };
-    let ctx = state.provider_ctx();
+    let ctx = state.provider_ctx(&pool, &account);
     let models: Vec<String> = match provider.list_models(&ctx, &account) {
         Some(request) => {
             let resp = tokio::time::timeout(DETECT_TIMEOUT, request.send())

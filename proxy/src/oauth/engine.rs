@@ -160,6 +160,9 @@ pub struct TokenRequest<'a> {
     pub account: &'a Account,
     pub grant: &'a dyn TokenGrant,
     pub settings: &'a Settings<'a>,
+    /// The client the token endpoint is called with (the account's outbound proxy, if any);
+    /// `None`: the engine's own.
+    pub http: Option<&'a reqwest::Client>,
 }
 
 impl TokenRequest<'_> {
@@ -386,7 +389,7 @@ impl TokenEngine {
             return Err(self.refused(slot, req, "the stored token has no refresh token; sign in again".into()).await);
         };
         let renew = self.renew_while_running(pool, uuid);
-        let ctx = GrantCtx { http: &self.http, account: req.account, settings: req.settings };
+        let ctx = GrantCtx { http: req.http.unwrap_or(&self.http), account: req.account, settings: req.settings };
         self.stats.refreshes.fetch_add(1, Ordering::Relaxed);
         let answer = req.grant.refresh(&ctx, &current.value).await;
         renew.abort();

@@ -80,7 +80,8 @@ async fn upkeep(
     }
     let cfg = state.config();
     let settings = crate::providers::Settings::new(&cfg.raw);
-    let req = TokenRequest { pool, account, grant, settings: &settings };
+    let http = state.outbound.client_for(&cfg.raw, pool, account);
+    let req = TokenRequest { pool, account, grant, settings: &settings, http: Some(&http) };
     match state.tokens.keep_fresh(&req, sch.window, force).await {
         Ok(true) => tracing::debug!(%pool, %uuid, "background token refresh done"),
         Ok(false) => {}

@@ -22,7 +22,8 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct Checker {
     pub store: Arc<dyn Storage>,
     pub providers: Registry,
-    pub ctx: Arc<dyn Fn() -> ProviderCtx + Send + Sync>,
+    /// The provider context for calls about one account (its outbound proxy, if any).
+    pub ctx: Arc<dyn Fn(&str, &Account) -> ProviderCtx + Send + Sync>,
     pub replica_id: String,
     pub selector: Arc<super::Selector>,
 }
@@ -104,7 +105,7 @@ impl Checker {
             client_headers: &headers,
             pool,
         };
-        let ctx = (self.ctx)();
+        let ctx = (self.ctx)(pool, account);
         let request = provider.request(&ctx, account, &call).await.map_err(|e| e.to_string())?;
         match tokio::time::timeout(CHECK_TIMEOUT, request.builder.send()).await {
             Err(_) => Err("timed out".into()),

@@ -18,6 +18,7 @@ mod google;
 pub mod iflow;
 pub mod kiro;
 pub mod kiro_auth;
+pub mod outbound;
 pub mod qwen;
 pub mod settings;
 mod sse_rewrite;
@@ -64,7 +65,7 @@ impl ProviderCtx {
         refused: Option<&str>,
     ) -> Result<Arc<crate::oauth::Token>, ProviderError> {
         let settings = self.settings();
-        let req = TokenRequest { pool, account, grant, settings: &settings };
+        let req = TokenRequest { pool, account, grant, settings: &settings, http: Some(&self.http) };
         let t = match refused {
             None => self.tokens.access(&req).await,
             Some(r) => self.tokens.after_rejection(&req, r).await,

@@ -388,7 +388,7 @@ async fn attempt(
     call: &ClientCall,
     mut tracked: Tracked,
 ) -> Attempt {
-    let ctx = state.provider_ctx();
+    let ctx = state.provider_ctx(up.pool, &tracked.account);
     let fail = |mut tracked: Tracked, f: Failure| {
         tracked.verdict = Verdict::Failed(f.clone());
         drop(tracked);

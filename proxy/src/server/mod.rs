@@ -69,6 +69,8 @@ pub struct AppState {
     pub redis: RedisSettings,
     config: RwLock<Arc<GatewayConfig>>,
     pub http: reqwest::Client,
+    /// Upstream clients per outbound proxy (`PROXY_URL`, per account or per provider type).
+    pub outbound: crate::providers::outbound::Outbound,
     pub providers: Registry,
     pub selector: Arc<Selector>,
     pub metrics: Metrics,
@@ -90,12 +92,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(store: Arc<dyn Storage>, redis: RedisSettings, config: GatewayConfig) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .tcp_nodelay(true)
-            .connect_timeout(Duration::from_secs(10))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(256)
-            .build()?;
+        let http = crate::providers::outbound::builder().build()?;
         let replica_id = format!("{:016x}", rand::random::<u64>());
         Ok(Self {
             providers: Registry::default(),
@@ -109,6 +106,7 @@ impl AppState {
                 crate::oauth::EngineOptions::from_lookup(|k| crate::providers::Settings::new(&config.raw).global(k)),
             )),
             client_keys: Default::default(),
+            outbound: crate::providers::outbound::Outbound::new(http.clone()),
             started_at: poolgate_store::time::epoch_ms(),
             origin: parking_lot::Mutex::new(None),
             reload: tokio::sync::Notify::new(),
@@ -122,13 +120,15 @@ impl AppState {
         })
     }
 
-    /// What providers build requests with.
-    pub fn provider_ctx(&self) -> crate::providers::ProviderCtx {
+    /// What providers build requests with, for calls about `account` of `pool` (through the
+    /// outbound proxy that applies to it, if any).
+    pub fn provider_ctx(&self, pool: &str, account: &poolgate_store::Account) -> crate::providers::ProviderCtx {
+        let config = self.config();
         crate::providers::ProviderCtx {
-            http: self.http.clone(),
+            http: self.outbound.client_for(&config.raw, pool, account),
             store: self.store.clone(),
             tokens: self.tokens.clone(),
-            config: self.config(),
+            config,
         }
     }
 
@@ -419,7 +419,7 @@ pub fn checker(state: &Arc<AppState>) -> Checker {
         providers: state.providers.clone(),
         ctx: {
             let st = state.clone();
-            Arc::new(move || st.provider_ctx())
+            Arc::new(move |pool: &str, account: &poolgate_store::Account| st.provider_ctx(pool, account))
         },
         replica_id: state.replica_id.clone(),
         selector: state.selector.clone(),

@@ -45,8 +45,8 @@ async fn model_ids(state: &Arc<AppState>, pools: Vec<String>) -> BTreeSet<String
             ids.extend(fixed.iter().map(|m| m.to_string()));
             continue;
         }
-        let ctx = state.provider_ctx();
         let Some(account) = accounts.iter().find(|a| usable(a, now)) else { continue };
+        let ctx = state.provider_ctx(&pool, account);
         let Some(request) = provider.list_models(&ctx, account) else { continue };
         match tokio::time::timeout(UPSTREAM_LIST_TIMEOUT, request.send()).await {
             Ok(Ok(resp)) if resp.status().is_success() => {
