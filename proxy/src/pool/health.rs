@@ -18,12 +18,15 @@ use crate::providers::{Provider, ProviderCtx, Registry, UpstreamCall};
 /// Time allowed for one check.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// Builds the provider context for calls about one account of a pool.
+pub type CtxFor = Arc<dyn Fn(&str, &Account) -> ProviderCtx + Send + Sync>;
+
 /// What the checker needs (a slice of the app state).
 pub struct Checker {
     pub store: Arc<dyn Storage>,
     pub providers: Registry,
     /// The provider context for calls about one account (its outbound proxy, if any).
-    pub ctx: Arc<dyn Fn(&str, &Account) -> ProviderCtx + Send + Sync>,
+    pub ctx: CtxFor,
     pub replica_id: String,
     pub selector: Arc<super::Selector>,
 }
