@@ -5,7 +5,7 @@
 mod gateway_common;
 
 use gateway_common::*;
-use poolgate_tests::forward_proxy::ForwardProxy;
+use poolgate_tests::forward_proxy::{ForwardProxy, Socks5Proxy};
 use poolgate_tests::mock_upstream::MockUpstream;
 use serde_json::json;
 
@@ -49,4 +49,29 @@ async fn upstream_calls_go_through_the_proxy_that_applies() {
     let (status, body) = post(&gw.url("/openai-custom-own/v1/chat/completions"), &chat("m", false)).await;
     assert!(status >= 500, "{status} {body}");
     assert!(!body.contains("127.0.0.1"), "{body}");
+}
+
+#[tokio::test]
+async fn a_socks5_proxy_with_credentials_carries_the_calls() {
+    let mock = MockUpstream::start().await.expect("mock");
+    let socks = Socks5Proxy::start(Some(("sockuser", "sock-secret-pw"))).await.expect("socks");
+    let wrong = Socks5Proxy::start(Some(("sockuser", "other"))).await.expect("socks");
+    let base = mock.url("/v1");
+    let mut via = account("openai-custom", "via", &base, "k-via");
+    via["PROXY_URL"] = json!(socks.url(Some("sockuser:sock-secret-pw")));
+    let mut refused = account("openai-custom", "refused", &base, "k-refused");
+    refused["PROXY_URL"] = json!(wrong.url(Some("sockuser:sock-secret-pw")));
+    let pools = json!({"openai-custom": [via], "openai-custom-bad": [refused]});
+    let dir = config_dir(&json!({"SCHEDULED_HEALTH_CHECK": {"enabled": false}, "REQUEST_MAX_RETRIES": 0}), &pools);
+    let gw = Gateway::start(dir.path(), &[]).await;
+    for stream in [false, true] {
+        let (status, body) = post(&gw.url("/v1/chat/completions"), &chat("m", stream)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert!(socks.relayed() >= 1, "the calls went through the SOCKS5 proxy");
+    assert_eq!(mock.hits_for_key("k-via"), 2);
+    let (status, body) = post(&gw.url("/openai-custom-bad/v1/chat/completions"), &chat("m", false)).await;
+    assert!(status >= 500, "a proxy refusing the credentials fails the call: {status} {body}");
+    assert_eq!(mock.hits_for_key("k-refused"), 0);
+    assert!(!gw.logs().contains("sock-secret-pw"), "proxy credentials are never logged");
 }
