@@ -1045,3 +1045,31 @@ async fn the_prompt_log_is_off_by_default_and_never_holds_keys() {
     }
     assert!(!gw.logs().contains("sk-upstream-secret"));
 }
+
+/// With Redis gone, the admin API says so in its JSON shape (sessions cannot be checked, so
+/// nothing is allowed), and works again, with the same session, once Redis is back.
+#[tokio::test]
+async fn a_dead_redis_gives_503s_and_the_session_survives_the_outage() {
+    let mut f = fleet(1, &[("LOGIN_MIN_INTERVAL", "0")]).await;
+    let gw = &f.gws[0];
+    let t = token(gw).await;
+    f.server.stop();
+    for (method, path) in [("GET", "/api/providers"), ("POST", "/api/config"), ("GET", "/api/potluck/keys")] {
+        let (status, body) = call(gw, method, path, Some(&t), Some(json!({}))).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (503, Some("STORAGE_UNAVAILABLE")),
+            "{method} {path}: {body}"
+        );
+    }
+    let (status, body, _) = login(gw, PASSWORD).await;
+    assert_eq!(status, 503, "{body}");
+    f.server.restart().expect("restart");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while call(gw, "GET", "/api/system", Some(&t), None).await.0 != 200 {
+        assert!(Instant::now() < deadline, "the session works again after the outage");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let logs = gw.logs();
+    assert!(!logs.contains(&t) && !logs.contains(PASSWORD), "no token or password in logs");
+}
