@@ -17,4 +17,6 @@ pub mod pool;
 pub mod prompt_log;
 pub mod providers;
 pub mod server;
+#[cfg(test)]
+mod test_json;
 pub mod usage;

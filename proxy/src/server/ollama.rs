@@ -357,37 +357,22 @@ mod tests {
     use proptest::prelude::*;
 
     fn json_value() -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(|n| json!(n)),
-            "[ -~]{0,8}".prop_map(Value::String),
+        let keys = [
+            "model",
+            "messages",
+            "role",
+            "content",
+            "prompt",
+            "images",
+            "options",
+            "stream",
+            "tools",
+            "tool_calls",
+            "function",
+            "arguments",
+            "x",
         ];
-        leaf.prop_recursive(3, 24, 4, |inner| {
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-                prop::collection::btree_map(
-                    prop::sample::select(vec![
-                        "model",
-                        "messages",
-                        "role",
-                        "content",
-                        "prompt",
-                        "images",
-                        "options",
-                        "stream",
-                        "tools",
-                        "tool_calls",
-                        "function",
-                        "arguments",
-                        "x"
-                    ]),
-                    inner,
-                    0..5
-                )
-                .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
-            ]
-        })
+        crate::test_json::json_value(prop::sample::select(keys.map(String::from).to_vec()), Vec::new())
     }
 
     proptest! {
