@@ -121,6 +121,21 @@ async fn wait_css(c: &Client, css: &str) -> Element {
         .unwrap_or_else(|e| panic!("{css}: {e}"))
 }
 
+/// Finds and clicks `css`, again if the page re-rendered it in between (live updates rebuild
+/// the pools table, which leaves a found element stale).
+async fn click_css(c: &Client, css: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match wait_css(c, css).await.click().await {
+            Ok(()) => return,
+            Err(fantoccini::error::CmdError::Standard(e))
+                if e.error == fantoccini::error::ErrorStatus::StaleElementReference && Instant::now() < deadline => {}
+            Err(e) => panic!("click {css}: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Waits until `css` is shown with text containing `want`.
 async fn wait_text(c: &Client, css: &str, want: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -174,11 +189,10 @@ async fn the_dashboard_drives_the_fleet_in_a_real_browser() {
 
     // The pools, with the markup-like name shown as text.
     c.find(Locator::Css("#nav button[data-view=pools]")).await.expect("nav").click().await.expect("click");
-    let name = wait_css(&c, "tr[data-uuid='xss'] td.name").await;
-    assert_eq!(name.text().await.expect("text"), XSS_NAME, "rendered as text");
+    assert_eq!(wait_text(&c, "tr[data-uuid='xss'] td.name", XSS_NAME).await, XSS_NAME, "rendered as text");
     assert!(c.find_all(Locator::Css("#pool-tables img")).await.expect("query").is_empty(), "no element was injected");
-    let health = c.find(Locator::Css("tr[data-uuid='acc-1'] td.health")).await.expect("cell");
-    assert_eq!(health.text().await.expect("text"), "healthy", "accounts without runtime fields are healthy");
+    let health = wait_text(&c, "tr[data-uuid='acc-1'] td.health", "healthy").await;
+    assert_eq!(health, "healthy", "accounts without runtime fields are healthy");
     let alert = c.get_alert_text().await;
     assert!(alert.is_err(), "no alert ran: {alert:?}");
     let page = c.source().await.expect("source");
@@ -187,7 +201,7 @@ async fn the_dashboard_drives_the_fleet_in_a_real_browser() {
 
     // Disable acc-0 in the browser (on A); B stops routing to it.
     let disable = "tr[data-uuid='acc-0'] button[data-action='disable']";
-    wait_css(&c, disable).await.click().await.expect("disable");
+    click_css(&c, disable).await;
     wait_text(&c, "#pools-message", "Disable").await;
     wait_css(&c, "tr[data-uuid='acc-0'] button[data-action='enable']").await;
     wait_text(&c, "tr[data-uuid='acc-0'] td.health", "disabled").await;
@@ -213,8 +227,7 @@ async fn the_dashboard_drives_the_fleet_in_a_real_browser() {
     assert_eq!(f.mock.hits_for_key("sk-upstream-0"), before, "B never routes to the account disabled on A");
 
     // Edit an account: its masked key goes back as "******" and stays as stored.
-    let edit = wait_css(&c, "tr[data-uuid='acc-1'] button[data-action='edit']").await;
-    edit.click().await.expect("edit");
+    click_css(&c, "tr[data-uuid='acc-1'] button[data-action='edit']").await;
     let fields = wait_css(&c, "#add-fields").await;
     let shown = fields.prop("value").await.expect("value").unwrap_or_default();
     assert!(shown.contains("******") && !shown.contains("sk-upstream"), "{shown}");

@@ -174,6 +174,12 @@ async function loadPlugins() {
   }));
 }
 
+// A burst of changes (traffic updates accounts) re-renders the pools once, not once per event.
+function reloadPoolsSoon() {
+  if (state.poolsReload) return;
+  state.poolsReload = setTimeout(() => { state.poolsReload = null; loadPools().catch(report); }, 300);
+}
+
 function openEvents() {
   if (state.events) state.events.close();
   const src = new EventSource(`/api/events?token=${encodeURIComponent(state.token)}`);
@@ -183,7 +189,7 @@ function openEvents() {
       log.prepend(el('li', {}, `${new Date().toLocaleTimeString()} ${name} ${ev.data}`));
       while (log.children.length > 200) log.lastChild.remove();
       const visible = document.querySelector('.view:not([hidden])')?.id;
-      if (name !== 'ready' && visible === 'pools' && name !== 'token_update') loadPools().catch(report);
+      if (name !== 'ready' && visible === 'pools' && name !== 'token_update') reloadPoolsSoon();
     });
   }
   state.events = src;
