@@ -46,6 +46,7 @@ pub mod client_error;
 pub mod code_assist;
 pub mod error;
 mod ids;
+pub mod images;
 pub mod ir;
 mod json;
 mod media;

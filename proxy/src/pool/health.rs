@@ -107,6 +107,7 @@ impl Checker {
             path_and_query: path,
             client_headers: &headers,
             pool,
+            images: None,
         };
         let ctx = (self.ctx)(pool, account);
         let request = provider.request(&ctx, account, &call).await.map_err(|e| e.to_string())?;

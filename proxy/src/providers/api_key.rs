@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 
 use super::{field, join_url, Prepared, Provider, ProviderCtx, ProviderError, UpstreamCall};
+use crate::convert::images::ImageCall;
 use crate::convert::{Backend, Protocol};
 use poolgate_store::Account;
 
@@ -57,6 +58,40 @@ impl ApiKeyProvider {
     }
 }
 
+impl ApiKeyProvider {
+    /// `POST images/generations` (JSON, already converted) or `images/edits` (the client's form,
+    /// rebuilt with the upstream model).
+    fn images_request(
+        &self,
+        ctx: &ProviderCtx,
+        account: &Account,
+        call: &UpstreamCall<'_>,
+        images: &ImageCall,
+    ) -> Result<Prepared, ProviderError> {
+        let path = if images.is_edit() { "images/edits" } else { "images/generations" };
+        let rb = self.authed(&ctx.http, reqwest::Method::POST, account, path)?.header("accept", "application/json");
+        if !images.is_edit() {
+            return Ok(rb.header("content-type", "application/json").body(call.body.clone()).into());
+        }
+        let mut form = reqwest::multipart::Form::new();
+        let edit = images.edit_form(call.model);
+        for (k, v) in edit.fields {
+            form = form.text(k, v);
+        }
+        for f in edit.files {
+            let mut part = reqwest::multipart::Part::stream_with_length(f.data.clone(), f.data.len() as u64);
+            if let Some(name) = f.filename {
+                part = part.file_name(name);
+            }
+            if let Some(ct) = f.content_type {
+                part = part.mime_str(&ct).map_err(|e| ProviderError::Upstream(format!("image content type: {e}")))?;
+            }
+            form = form.part(f.field, part);
+        }
+        Ok(rb.multipart(form).into())
+    }
+}
+
 #[async_trait]
 impl Provider for ApiKeyProvider {
     fn base_type(&self) -> &'static str {
@@ -69,6 +104,10 @@ impl Provider for ApiKeyProvider {
             ApiKeyShape::OpenAiResponses => Protocol::OpenAiResponses,
             ApiKeyShape::Anthropic => Protocol::Anthropic,
         })
+    }
+
+    fn images_api(&self) -> bool {
+        self.shape != ApiKeyShape::Anthropic
     }
 
     fn default_check_model(&self) -> &'static str {
@@ -84,6 +123,9 @@ impl Provider for ApiKeyProvider {
         account: &Account,
         call: &UpstreamCall<'_>,
     ) -> Result<Prepared, ProviderError> {
+        if let Some(images) = call.images.filter(|_| self.images_api()) {
+            return self.images_request(ctx, account, call, images);
+        }
         let path = match self.shape {
             ApiKeyShape::OpenAiChat => "chat/completions",
             ApiKeyShape::OpenAiResponses => "responses",

@@ -22,6 +22,11 @@ impl Provider for ForwardProvider {
         Backend::PassThrough
     }
 
+    /// The client's images request is relayed as it came.
+    fn images_api(&self) -> bool {
+        true
+    }
+
     fn default_check_model(&self) -> &'static str {
         "gpt-4o-mini"
     }

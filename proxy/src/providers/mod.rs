@@ -122,6 +122,8 @@ pub struct UpstreamCall<'a> {
     pub client_headers: &'a HeaderMap,
     /// Pool type (the key of the account's token).
     pub pool: &'a str,
+    /// An Images API call for a provider with an images API ([`Provider::images_api`]).
+    pub images: Option<&'a crate::convert::images::ImageCall>,
 }
 
 /// A provider could not build a request for an account.
@@ -165,6 +167,11 @@ pub trait Provider: Send + Sync {
     fn backend(&self) -> Backend;
     /// Model used to health-check accounts without `checkModelName`.
     fn default_check_model(&self) -> &'static str;
+    /// Whether the upstream has OpenAI's images API; other providers get Images API calls as
+    /// chat requests.
+    fn images_api(&self) -> bool {
+        false
+    }
     /// Builds the HTTP request for `call` on `account`.
     async fn request(
         &self,

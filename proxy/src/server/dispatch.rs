@@ -17,6 +17,7 @@ use super::relay::{error_chain, stream_response, unary_response, Tracked, Verdic
 use super::routing::{self, Target};
 use super::AppState;
 use crate::client_keys::{Caller, Charge};
+use crate::convert::images::ImageCall;
 use crate::convert::{
     convert_error, convert_request_with, convert_response, parse_body, upstream_message, Backend, Protocol,
     RequestOverrides,
@@ -50,6 +51,8 @@ pub struct ClientCall {
     pub caller: Caller,
     /// Set once a client key is admitted.
     pub charge: Option<Charge>,
+    /// An Images API call: `body` holds its chat form for providers without an images API.
+    pub images: Option<Arc<ImageCall>>,
 }
 
 /// How one pool of the plan ended without an answer.
@@ -220,6 +223,17 @@ fn upstream_body(call: &ClientCall, backend: Backend, target: &Target) -> Result
     }
 }
 
+/// The body of an Images API call to a provider with an images API: the client's own for
+/// pass-through, else the generation JSON with the upstream model (edits are built as a form
+/// by the provider).
+fn images_body(call: &ClientCall, img: &ImageCall, backend: Backend, target: &Target) -> (Bytes, String) {
+    match (backend, img.is_edit()) {
+        (Backend::PassThrough, _) => (call.raw.clone(), target.model.clone()),
+        (_, true) => (Bytes::new(), target.model.clone()),
+        (_, false) => (Bytes::from(img.generation_body(&target.model).to_string()), target.model.clone()),
+    }
+}
+
 async fn serve_pool(
     state: &Arc<AppState>,
     cfg: &GatewayConfig,
@@ -232,7 +246,12 @@ async fn serve_pool(
         return Err(PoolEnd::Empty);
     };
     let backend = provider.backend();
-    let (body, up_model) = match upstream_body(call, backend, target) {
+    let images = call.images.as_deref().filter(|_| provider.images_api());
+    let upstream = match images {
+        Some(img) => Ok(images_body(call, img, backend, target)),
+        None => upstream_body(call, backend, target),
+    };
+    let (body, up_model) = match upstream {
         Ok(b) => b,
         Err(e) => return Ok(Settled::Rejected(e.into_response_for(call.protocol))),
     };
@@ -316,6 +335,7 @@ async fn serve_pool(
             path_and_query: &call.path_and_query,
             client_headers: &call.headers,
             pool: &target.pool,
+            images,
         };
         let tracked = Tracked {
             state: state.clone(),
@@ -492,6 +512,10 @@ async fn attempt(
             Some(Err(e)) => return fail(tracked, adapt_failure(e)),
         };
         let backend = provider.backend();
+        if up.images.is_some() {
+            tracked.charge = call.charge.clone();
+            return images_answer(tracked, status, content_type, bytes).await;
+        }
         let relayed = match backend {
             Backend::PassThrough => true,
             Backend::Protocol(p) => p == call.protocol,
@@ -526,6 +550,26 @@ async fn attempt(
         drop(tracked);
         return Attempt::Answer(out);
     }
+}
+
+/// An images API's answer, relayed as it came when it is one.
+async fn images_answer(
+    mut tracked: Tracked,
+    status: StatusCode,
+    content_type: Option<axum::http::HeaderValue>,
+    bytes: Bytes,
+) -> Attempt {
+    let valid = parse_body(&bytes).ok().is_some_and(|v| crate::convert::images::native_items(&v).is_some());
+    if !valid {
+        let message = "upstream answer is not an images API answer (no `data` list)".to_string();
+        tracked.verdict = Verdict::Failed(Failure::Server { status: 502, message: message.clone() });
+        drop(tracked);
+        return Attempt::Failed(Failure::Server { status: 502, message });
+    }
+    tracked.first_chunk();
+    tracked.commit().await;
+    drop(tracked);
+    Attempt::Answer(unary_response(status, content_type, bytes))
 }
 
 /// A transport failure, described for the client and the account without the URL or the HTTP

@@ -10,6 +10,7 @@ pub mod config;
 pub mod custom_models;
 pub mod dispatch;
 pub mod errors;
+mod images;
 mod listen;
 pub mod models;
 mod ollama;

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
-use super::{models, ollama, routes, status, AppState};
+use super::{images, models, ollama, routes, status, AppState};
 
 async fn cors(req: Request, next: Next) -> Response {
     let mut resp =
@@ -45,6 +45,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1beta/models/{method}", post(routes::gemini_generate))
         // The current google-genai SDKs call `/v1/models/{model}:generateContent` too.
         .route("/v1/models/{method}", post(routes::gemini_generate))
+        .route("/v1/images/generations", post(images::generations))
+        .route("/v1/images/edits", post(images::edits))
+        .route("/{provider}/v1/images/generations", post(images::generations_p))
+        .route("/{provider}/v1/images/edits", post(images::edits_p))
         .route("/{provider}/v1/models", get(models::v1_list_p))
         .route("/{provider}/v1beta/models", get(models::gemini_p))
         .route("/{provider}/v1/chat/completions", post(routes::chat_p))

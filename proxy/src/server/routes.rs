@@ -49,9 +49,18 @@ pub async fn check_auth(state: &AppState, headers: &HeaderMap, query: Option<&st
 /// Reads the body up to the configured limit (413 beyond it); a body that stops arriving for
 /// `BODY_READ_TIMEOUT_MS` gets 408.
 async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, ApiError> {
+    read_body_up_to(state, headers, body, state.config().max_body_bytes).await
+}
+
+/// [`read_body`] with its own size limit.
+pub(super) async fn read_body_up_to(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<bytes::Bytes, ApiError> {
     use http_body_util::BodyExt;
-    let cfg = state.config();
-    let (limit, idle) = (cfg.max_body_bytes, cfg.body_read_timeout);
+    let idle = state.config().body_read_timeout;
     let too_large = || ApiError::new(413, format!("Request body is larger than the limit of {limit} bytes"));
     let declared = headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
@@ -184,6 +193,7 @@ async fn generate_in_span(
         started,
         caller,
         charge: None,
+        images: None,
     };
     dispatch(state, call).await
 }

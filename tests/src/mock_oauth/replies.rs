@@ -109,6 +109,11 @@ pub fn code_assist(mock: &MockOAuth, rec: Recorded, method: &str) -> Response {
                 None => json!([{"text": text}]),
             };
             if method == "generateContent" {
+                // Image models answer with inline image data beside their text.
+                if body.get("model").and_then(Value::as_str).is_some_and(|m| m.contains("image")) {
+                    let image = json!({"inlineData": {"mimeType": "image/png", "data": crate::mock_upstream::formats::PNG_B64}});
+                    return json_status(200, wrap(json!([{"text": "Here is your image"}, image]), true));
+                }
                 return json_status(200, wrap(last("Hello from code-assist"), true));
             }
             if query != "alt=sse" {

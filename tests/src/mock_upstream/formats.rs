@@ -14,6 +14,26 @@ pub enum Wire {
 /// Text of a unary answer.
 pub const UNARY_TEXT: &str = "Hello from mock";
 
+/// A 1×1 PNG, base64: the image every image answer carries.
+pub const PNG_B64: &str =
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
+
+/// Text beside the image of an image model's chat answer.
+pub const IMAGE_TEXT: &str = "Here is your image";
+
+/// An OpenAI images API answer with `n` images (`url` items if asked).
+pub fn images(n: u64, url: bool) -> Value {
+    let item = |i: u64| {
+        if url {
+            json!({"url": format!("https://images.mock.invalid/{i}.png")})
+        } else {
+            json!({"b64_json": PNG_B64})
+        }
+    };
+    json!({"created": 1, "data": (0..n).map(item).collect::<Vec<_>>(),
+           "usage": {"input_tokens": 5, "output_tokens": 100, "total_tokens": 105}})
+}
+
 /// Text of stream chunk `i` (a stream's text is the concatenation).
 pub fn chunk_text(i: usize) -> String {
     format!("tok{i} ")
@@ -27,6 +47,11 @@ fn frame(event: Option<&str>, data: &Value) -> String {
 }
 
 pub fn unary(wire: Wire, model: &str) -> Value {
+    if model.contains("image") {
+        if let Some(v) = image_unary(wire, model) {
+            return v;
+        }
+    }
     match wire {
         Wire::OpenAiChat => json!({
             "id": "chatcmpl-mock", "object": "chat.completion", "created": 1, "model": model,
@@ -49,6 +74,33 @@ pub fn unary(wire: Wire, model: &str) -> Value {
             "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 3, "totalTokenCount": 8},
             "modelVersion": model
         }),
+    }
+}
+
+/// An image model's chat answer: text and one image, in the wire's image field.
+fn image_unary(wire: Wire, model: &str) -> Option<Value> {
+    match wire {
+        Wire::Gemini => Some(json!({
+            "candidates": [{"content": {"role": "model", "parts": [
+                {"text": IMAGE_TEXT}, {"inlineData": {"mimeType": "image/png", "data": PNG_B64}}]},
+                "finishReason": "STOP", "index": 0}],
+            "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 3, "totalTokenCount": 8},
+            "modelVersion": model
+        })),
+        Wire::OpenAiChat => Some(json!({
+            "id": "chatcmpl-mock", "object": "chat.completion", "created": 1, "model": model,
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": IMAGE_TEXT,
+                "images": [{"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{PNG_B64}")}}]}}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
+        })),
+        Wire::Responses => Some(json!({
+            "id": "resp_mock", "object": "response", "created_at": 1, "status": "completed", "model": model,
+            "output": [{"type": "image_generation_call", "id": "ig_mock", "status": "completed", "output_format": "png", "result": PNG_B64},
+                       {"type": "message", "id": "msg_mock", "status": "completed", "role": "assistant",
+                        "content": [{"type": "output_text", "text": IMAGE_TEXT, "annotations": []}]}],
+            "usage": {"input_tokens": 5, "output_tokens": 3, "total_tokens": 8}
+        })),
+        Wire::Anthropic => None,
     }
 }
 

@@ -211,7 +211,12 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
     let path = parts.uri.path().to_string();
     let key = presented_key(&parts.headers, parts.uri.query());
     let bytes = axum::body::to_bytes(body, 64 << 20).await.unwrap_or_default();
-    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let form =
+        if path.ends_with("/images/edits") { Some(read_form(&parts.headers, bytes.clone()).await) } else { None };
+    let body: Value = match &form {
+        Some(Ok(f)) => f.clone(),
+        _ => serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    };
     state.hits.fetch_add(1, Ordering::SeqCst);
     if let Some(k) = &key {
         *state.hits_by_key.lock().entry(k.clone()).or_insert(0) += 1;
@@ -236,6 +241,9 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
     if parts.method == axum::http::Method::GET && path.ends_with("/models") {
         let data = json!({"object": "list", "data": [{"id": "mock-model", "object": "model", "created": 1, "owned_by": "mock"}]});
         return axum::Json(data).into_response();
+    }
+    if path.ends_with("/images/generations") || path.ends_with("/images/edits") {
+        return images(script.status, form, &body);
     }
     let Some((wire, gemini)) = wire_of(&path) else {
         return (StatusCode::NOT_FOUND, axum::Json(json!({"error": {"message": format!("no route {path}")}})))
@@ -262,6 +270,65 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
         return axum::Json(formats::unary(wire, &model)).into_response();
     }
     sse(wire, model, script)
+}
+
+/// OpenAI's images API: `n` images, or its 400 for a request it would refuse.
+fn images(status: u16, form: Option<Result<Value, String>>, body: &Value) -> Response {
+    let refuse = |message: String| {
+        let err = json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": null}});
+        (StatusCode::BAD_REQUEST, axum::Json(err)).into_response()
+    };
+    if status != 200 {
+        let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return (code, axum::Json(formats::error(Wire::OpenAiChat, status, &format!("mock error {status}"))))
+            .into_response();
+    }
+    if let Some(Err(e)) = form {
+        return refuse(e);
+    }
+    let field = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
+    if field("prompt").is_none_or(|p| p.is_empty()) || field("model").is_none() {
+        return refuse("prompt and model are required".into());
+    }
+    let is_edit = body.get("files").is_some();
+    if is_edit
+        && !body["files"].as_array().is_some_and(|f| f.iter().any(|f| f["field"] == "image" || f["field"] == "image[]"))
+    {
+        return refuse("an image file is required".into());
+    }
+    let n = body.get("n").and_then(|n| n.as_u64().or_else(|| n.as_str().and_then(|s| s.parse().ok()))).unwrap_or(1);
+    axum::Json(formats::images(n, field("response_format").as_deref() == Some("url"))).into_response()
+}
+
+/// A multipart form as JSON: text fields by name, and `files` (field, filename, content type, size).
+async fn read_form(headers: &HeaderMap, bytes: Bytes) -> Result<Value, String> {
+    let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let boundary = multer::parse_boundary(ct).map_err(|e| format!("not multipart: {e}"))?;
+    let stream = stream::once(async move { Ok::<Bytes, std::convert::Infallible>(bytes) });
+    let mut mp = multer::Multipart::new(stream, boundary);
+    let mut out = serde_json::Map::new();
+    let mut files = Vec::new();
+    while let Some(field) = mp.next_field().await.map_err(|e| e.to_string())? {
+        let name = field.name().unwrap_or_default().to_string();
+        let filename = field.file_name().map(str::to_string);
+        let content_type = field.content_type().map(ToString::to_string);
+        let data = field.bytes().await.map_err(|e| e.to_string())?;
+        match filename {
+            Some(f) => files
+                .push(json!({"field": name, "filename": f, "content_type": content_type, "size": data.len(),
+                                         "sha256": sha256_hex(&data)})),
+            None => {
+                out.insert(name, String::from_utf8_lossy(&data).into_owned().into());
+            }
+        }
+    }
+    out.insert("files".into(), files.into());
+    Ok(Value::Object(out))
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
 }
 
 /// Counts a request in progress for [`MockUpstream::max_concurrent`].

@@ -9,7 +9,7 @@ pub(crate) mod stream_encode;
 use serde_json::{json, Map, Value};
 
 use super::build::put;
-use super::ir::{FinishReason, Part, ToolCall, Usage};
+use super::ir::{FinishReason, ImageSource, Part, ToolCall, Usage};
 use super::json::{arguments_object, count, obj, text, to_text, Obj};
 
 pub(crate) fn finish_from_str(s: &str) -> FinishReason {
@@ -78,6 +78,12 @@ pub(crate) fn decode_output_part(p: &Obj, next_call: &mut usize) -> Option<Part>
             arguments: fc.get("args").map_or_else(|| "{}".to_string(), to_text),
         }));
     }
+    if let Some(d) = obj(p, "inlineData").or_else(|| obj(p, "inline_data")) {
+        // Image models answer with inline image data (and sometimes text beside it).
+        let media_type = text(d, "mimeType").or_else(|| text(d, "mime_type")).unwrap_or("image/png");
+        let data = text(d, "data").filter(|d| !d.is_empty())?;
+        return Some(Part::Image(ImageSource::Base64 { media_type: media_type.to_string(), data: data.to_string() }));
+    }
     let t = text(p, "text")?;
     if p.get("thought").and_then(Value::as_bool) == Some(true) {
         return Some(Part::Thinking {
@@ -102,6 +108,9 @@ pub(crate) fn encode_output_part(p: &Part) -> Option<Value> {
         Part::ToolCall(tc) => Some(json!({
             "functionCall": {"name": tc.name, "args": arguments_object(&tc.arguments)}
         })),
+        Part::Image(ImageSource::Base64 { media_type, data }) => {
+            Some(json!({"inlineData": {"mimeType": media_type, "data": data}}))
+        }
         _ => None,
     }
 }

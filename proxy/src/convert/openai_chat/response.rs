@@ -7,6 +7,7 @@ use crate::convert::build::{put, put_list};
 use crate::convert::error::ConvertError;
 use crate::convert::ir::{Part, Response, ToolCall};
 use crate::convert::json::{arr, as_obj, obj, text, Obj};
+use crate::convert::media;
 
 pub(crate) fn decode(body: &Value) -> Result<Response, ConvertError> {
     let o = as_obj(body, "response")?;
@@ -48,6 +49,11 @@ fn decode_message(msg: &Obj) -> Vec<Part> {
     if let Some(r) = text(msg, "refusal").filter(|r| !r.is_empty()) {
         parts.push(Part::Text(r.to_string()));
     }
+    for img in arr(msg, "images").iter().filter_map(Value::as_object) {
+        if let Some(url) = obj(img, "image_url").and_then(|u| text(u, "url")).filter(|u| !u.is_empty()) {
+            parts.push(Part::Image(media::from_url(url)));
+        }
+    }
     for tc in arr(msg, "tool_calls").iter().filter_map(Value::as_object) {
         let f = obj(tc, "function");
         parts.push(Part::ToolCall(ToolCall {
@@ -63,9 +69,12 @@ pub(crate) fn encode(resp: &Response, created: i64) -> Value {
     let mut text_out = String::new();
     let mut reasoning = String::new();
     let mut calls = Vec::new();
+    let mut images = Vec::new();
     for p in &resp.parts {
         match p {
             Part::Text(t) => text_out.push_str(t),
+            // Not in OpenAI's schema: the field OpenRouter and others give image-model answers in.
+            Part::Image(src) => images.push(json!({"type": "image_url", "image_url": {"url": media::to_url(src)}})),
             Part::Thinking { text, .. } => reasoning.push_str(text),
             Part::ToolCall(tc) => calls.push(json!({
                 "id": tc.id,
@@ -81,6 +90,7 @@ pub(crate) fn encode(resp: &Response, created: i64) -> Value {
     // Not in OpenAI's schema, but the de-facto field (DeepSeek, vLLM) clients read thinking from.
     put(&mut msg, "reasoning_content", (!reasoning.is_empty()).then_some(reasoning));
     put_list(&mut msg, "tool_calls", calls);
+    put_list(&mut msg, "images", images);
     json!({
         "id": resp.id,
         "object": "chat.completion",

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use super::{finish_from_response, finish_to_status, item_id, usage_from_json, ResponseObject};
 use crate::convert::error::ConvertError;
 use crate::convert::ids;
-use crate::convert::ir::{FinishReason, Part, Response, ToolCall};
+use crate::convert::ir::{FinishReason, ImageSource, Part, Response, ToolCall};
 use crate::convert::json::{arr, as_obj, obj, text, Obj};
 
 pub(crate) fn decode(body: &Value) -> Result<Response, ConvertError> {
@@ -53,6 +53,13 @@ pub(crate) fn decode_item(item: &Obj, parts: &mut Vec<Part>) {
             name: text(item, "name").unwrap_or_default().to_string(),
             arguments: text(item, "arguments").unwrap_or("{}").to_string(),
         })),
+        Some("image_generation_call") => {
+            if let Some(data) = text(item, "result").filter(|d| !d.is_empty()) {
+                let format = text(item, "output_format").unwrap_or("png");
+                let media_type = format!("image/{format}");
+                parts.push(Part::Image(ImageSource::Base64 { media_type, data: data.to_string() }));
+            }
+        }
         other => tracing::debug!(item = ?other, "dropping Responses output item"),
     }
 }
@@ -78,6 +85,13 @@ pub(crate) fn encode(resp: &Response, created: i64) -> Value {
                 "name": tc.name,
                 "arguments": tc.arguments,
                 "status": "completed",
+            })),
+            (Part::Image(ImageSource::Base64 { media_type, data }), _) => output.push(json!({
+                "type": "image_generation_call",
+                "id": item_id("ig", &id, n),
+                "status": "completed",
+                "output_format": media_type.strip_prefix("image/").unwrap_or("png"),
+                "result": data,
             })),
             _ => {}
         }
