@@ -1,6 +1,6 @@
 //! The conversation log (`PROMPT_LOG_MODE`: `none`, the default, `console` or `file`): each
-//! generation request's prompt and, for unary answers, the answer's text, tagged with the
-//! request id. It holds message text only — never headers, keys, tokens or the account used.
+//! generation request's prompt and the answer's text (streamed answers when they end), tagged
+//! with the request id. It holds message text only — never headers, keys, tokens or the account used.
 //! `file` appends to `{config dir}/{PROMPT_LOG_BASE_NAME}-{YYYY-MM-DD}.log` (UTC days).
 
 use std::io::Write;
@@ -70,6 +70,15 @@ impl PromptLog {
         let Ok(v) = serde_json::from_slice::<Value>(body) else { return };
         let Ok(resp) = decode_response(protocol, &v) else { return };
         self.write(&format!("=== {request_id} answer\n{}\n", parts_text(&resp.parts)));
+    }
+
+    /// Logs a streamed answer's text when it ends (`complete`: finished, not cut short).
+    pub fn streamed_answer(&self, request_id: &str, text: &str, complete: bool) {
+        if !self.is_on() {
+            return;
+        }
+        let how = if complete { "answer (streamed)" } else { "answer (streamed, cut short)" };
+        self.write(&format!("=== {request_id} {how}\n{text}\n"));
     }
 
     fn write(&self, entry: &str) {

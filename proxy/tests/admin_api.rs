@@ -1027,6 +1027,12 @@ async fn the_prompt_log_is_off_by_default_and_never_holds_keys() {
 
     let gw = Gateway::start(dir.path(), &[("PROMPT_LOG_MODE", "file".into())]).await;
     assert_eq!(post(&gw.url("/v1/chat/completions"), &body).await.0, 200);
+    // Streamed answers, relayed (OpenAI Chat) and converted (an Anthropic client).
+    let (status, streamed) = post(&gw.url("/v1/chat/completions"), &chat("m", true)).await;
+    assert_eq!(status, 200, "{streamed}");
+    let anthropic =
+        json!({"model": "m", "max_tokens": 16, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    assert_eq!(post(&gw.url("/v1/messages"), &anthropic).await.0, 200);
     let entry = std::fs::read_dir(dir.path())
         .expect("dir")
         .filter_map(Result::ok)
@@ -1034,6 +1040,8 @@ async fn the_prompt_log_is_off_by_default_and_never_holds_keys() {
         .expect("a prompt log file");
     let text = std::fs::read_to_string(entry.path()).expect("read");
     assert!(text.contains("[user] tell me a story") && text.contains("Hello from mock"), "{text}");
+    let streamed = text.matches("answer (streamed)\ntok0 tok1 tok2 \n").count();
+    assert_eq!(streamed, 2, "both streamed answers, in full: {text}");
     assert!(!text.contains(KEY) && !text.contains("sk-upstream-secret"), "no keys: {text}");
     drop(gw);
     let gw = Gateway::start(dir.path(), &[("PROMPT_LOG_MODE", "console".into())]).await;

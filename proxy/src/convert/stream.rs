@@ -83,6 +83,31 @@ pub struct StreamConverter {
     tokens: (i64, i64),
     /// Whether usage events are parsed for [`Self::tokens`] (only when someone is charged).
     count_tokens: bool,
+    /// The answer's text, kept only for the prompt log.
+    transcript: Option<Transcript>,
+}
+
+/// Most answer text kept for the prompt log.
+const TRANSCRIPT_LIMIT: usize = 1 << 20;
+
+/// Decodes the upstream's events a second time, for their text only.
+struct Transcript {
+    decoder: Box<dyn StreamDecoder>,
+    text: String,
+}
+
+impl Transcript {
+    fn note(&mut self, ev: &SseEvent) {
+        let mut ir = Vec::new();
+        self.decoder.decode(ev, &mut ir);
+        for e in ir {
+            if let StreamEvent::TextDelta(t) = e {
+                if self.text.len() + t.len() <= TRANSCRIPT_LIMIT {
+                    self.text.push_str(&t);
+                }
+            }
+        }
+    }
 }
 
 enum Mode {
@@ -118,11 +143,26 @@ impl StreamConverter {
         self
     }
 
+    /// Keeps the answer's text for [`Self::answer_text`] (the prompt log); off by default.
+    pub fn collecting_text(mut self) -> Self {
+        self.transcript = Some(Transcript { decoder: decoder(self.backend), text: String::new() });
+        self
+    }
+
+    /// The answer's text so far, when collected.
+    pub fn answer_text(&self) -> Option<&str> {
+        self.transcript.as_ref().map(|t| t.text.as_str())
+    }
+
     /// Fixes the `created` timestamp of converted chunks (replays, golden tests). Call before
     /// the first `push`.
     pub fn with_created(self, created: i64) -> Self {
+        let collecting = self.transcript.is_some();
         let mut rebuilt = Self::build(self.backend, self.client, &self.model, created);
         rebuilt.count_tokens = self.count_tokens;
+        if collecting {
+            rebuilt = rebuilt.collecting_text();
+        }
         rebuilt
     }
 
@@ -148,6 +188,7 @@ impl StreamConverter {
             held: Vec::new(),
             tokens: (0, 0),
             count_tokens: false,
+            transcript: None,
         }
     }
 
@@ -185,6 +226,9 @@ impl StreamConverter {
             }
             if self.count_tokens && ev.data.contains("sage") {
                 self.note_usage(&ev);
+            }
+            if let Some(t) = &mut self.transcript {
+                t.note(&ev);
             }
             kept.push(ev);
         }

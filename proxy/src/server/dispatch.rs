@@ -496,6 +496,7 @@ async fn attempt(
                 tracked,
                 cfg.stream_idle_timeout,
                 adapter,
+                &call.request_id,
             ));
         }
         let content_type = resp.headers().get("content-type").cloned();

@@ -124,6 +124,8 @@ struct Answer {
     idle: Duration,
     queue: VecDeque<Bytes>,
     done: bool,
+    /// The request id, when the prompt log wants the answer's text.
+    transcript_of: Option<String>,
 }
 
 impl Answer {
@@ -191,9 +193,17 @@ impl Answer {
         self.tracked.tokens = self.converter.tokens();
         self.tracked.commit().await;
         self.queue.extend(frames);
+        self.log_transcript(true);
+    }
+
+    fn log_transcript(&self, complete: bool) {
+        if let (Some(id), Some(text)) = (&self.transcript_of, self.converter.answer_text()) {
+            self.tracked.state.config().prompt_log.streamed_answer(id, text, complete);
+        }
     }
 
     fn fail(&mut self, failure: Failure, status: u16, message: &str) {
+        self.log_transcript(false);
         self.done = true;
         self.tracked.verdict = Verdict::Failed(failure);
         let frames = self.converter.fail(status, message);
@@ -210,6 +220,7 @@ pub fn stream_response(
     tracked: Tracked,
     idle: Duration,
     adapter: Option<Box<dyn ResponseAdapter>>,
+    request_id: &str,
 ) -> Response {
     let status = upstream.status();
     let upstream_protocol = match backend {
@@ -220,6 +231,10 @@ pub fn stream_response(
     if tracked.charge.is_some() {
         converter = converter.counting_tokens();
     }
+    let transcript_of = tracked.state.config().prompt_log.is_on().then(|| request_id.to_string());
+    if transcript_of.is_some() {
+        converter = converter.collecting_text();
+    }
     let answer = Answer {
         body: Box::pin(upstream.bytes_stream()),
         tracked,
@@ -228,6 +243,7 @@ pub fn stream_response(
         idle,
         queue: VecDeque::new(),
         done: false,
+        transcript_of,
     };
     let frames = stream::unfold(answer, |mut a| async move {
         loop {
