@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::config::GatewayConfig;
 use super::errors::ApiError;
-use super::relay::{error_chain, stream_response, unary_response, Tracked, Verdict};
+use super::relay::{error_chain, stream_response, unary_response, StreamPlan, Tracked, Verdict};
 use super::routing::{self, Target};
 use super::AppState;
 use crate::client_keys::{Caller, Charge};
@@ -488,16 +488,14 @@ async fn attempt(
             tracked.charge = call.charge.clone();
             let backend = provider.backend();
             let client_model = routing_model(call);
-            return Attempt::Answer(stream_response(
-                resp,
+            let plan = StreamPlan {
                 backend,
-                call.protocol,
-                &client_model,
-                tracked,
-                cfg.stream_idle_timeout,
-                adapter,
-                &call.request_id,
-            ));
+                client: call.protocol,
+                client_model: &client_model,
+                idle: cfg.stream_idle_timeout,
+                request_id: &call.request_id,
+            };
+            return Attempt::Answer(stream_response(resp, plan, tracked, adapter));
         }
         let content_type = resp.headers().get("content-type").cloned();
         let bytes = match tokio::time::timeout_at(deadline, resp.bytes()).await {

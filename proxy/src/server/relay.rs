@@ -211,17 +211,25 @@ impl Answer {
     }
 }
 
+/// How a streamed answer is relayed.
+pub struct StreamPlan<'a> {
+    pub backend: Backend,
+    pub client: Protocol,
+    /// The model name converted chunks show.
+    pub client_model: &'a str,
+    /// Longest wait for the upstream's next chunk.
+    pub idle: Duration,
+    pub request_id: &'a str,
+}
+
 /// A streamed answer, relayed or converted event by event.
 pub fn stream_response(
     upstream: reqwest::Response,
-    backend: Backend,
-    client: Protocol,
-    client_model: &str,
+    plan: StreamPlan<'_>,
     tracked: Tracked,
-    idle: Duration,
     adapter: Option<Box<dyn ResponseAdapter>>,
-    request_id: &str,
 ) -> Response {
+    let StreamPlan { backend, client, client_model, idle, request_id } = plan;
     let status = upstream.status();
     let upstream_protocol = match backend {
         Backend::PassThrough => client,
