@@ -17,6 +17,7 @@ pub mod pool;
 pub mod prompt_log;
 pub mod providers;
 pub mod server;
+pub mod telemetry;
 #[cfg(test)]
 mod test_json;
 pub mod usage;

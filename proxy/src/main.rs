@@ -37,10 +37,6 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        None | Some(Command::Serve(_)) => poolgate_proxy::logging::init(),
-        Some(_) => poolgate_proxy::cli::init_logging(),
-    }
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -48,6 +44,11 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let _in_runtime = rt.enter();
+    match cli.command {
+        None | Some(Command::Serve(_)) => poolgate_proxy::logging::init(),
+        Some(_) => poolgate_proxy::cli::init_logging(),
+    }
     match cli.command {
         None => rt.block_on(poolgate_proxy::server::run(cli.serve)),
         Some(Command::Serve(args)) => rt.block_on(poolgate_proxy::server::run(args)),

@@ -152,6 +152,14 @@ fn finish(state: &AppState, call: &ClientCall, pool: &str, mut resp: Response) -
     }
     let status = resp.status().as_u16();
     state.metrics.request(call.route, pool, status);
+    if crate::telemetry::enabled() {
+        let span = tracing::Span::current();
+        span.record("http.response.status_code", status);
+        span.record("gen_ai.request.model", call.model.as_str());
+        if status >= 500 {
+            span.record("otel.status_code", "ERROR");
+        }
+    }
     if status >= 400 {
         state.metrics.duration(call.route, call.started.elapsed());
     }
@@ -352,9 +360,13 @@ async fn serve_pool(
             _inflight: inflight,
             _slot: slot,
         };
-        match attempt(state, cfg, provider.as_ref(), &up, call, tracked).await {
+        let span = attempt_span(&target.pool, &up_model, &label);
+        let tried_once = attempt(state, cfg, provider.as_ref(), &up, call, tracked);
+        match tracing::Instrument::instrument(tried_once, span.clone()).await {
             Attempt::Answer(resp) => return Ok(Settled::Answer(resp)),
             Attempt::Failed(f) => {
+                span.record("error.type", f.kind());
+                span.record("otel.status_code", "ERROR");
                 tracing::warn!(pool = %target.pool, account = %label, kind = f.kind(), error = %f.message(), "upstream attempt failed");
                 *last = Some((format!("{} account {label}", target.pool), f.clone()));
                 last_here = Some(f);
@@ -364,6 +376,30 @@ async fn serve_pool(
             }
         }
     }
+}
+
+/// The client span of one upstream attempt, with the GenAI attributes (none without traces).
+fn attempt_span(pool: &str, model: &str, account: &str) -> tracing::Span {
+    if !crate::telemetry::enabled() {
+        return tracing::Span::none();
+    }
+    let system = crate::telemetry::gen_ai_system(pool);
+    tracing::info_span!(
+        "upstream",
+        otel.name = %format!("chat {model}"),
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        gen_ai.operation.name = "chat",
+        gen_ai.system = system,
+        gen_ai.provider.name = system,
+        gen_ai.request.model = %model,
+        gen_ai.usage.input_tokens = tracing::field::Empty,
+        gen_ai.usage.output_tokens = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+        poolgate.pool = %pool,
+        poolgate.account = %account,
+    )
 }
 
 /// How errors name an account to clients and logs: its custom name, else its uuid's first 8
@@ -421,6 +457,7 @@ async fn attempt(
             Err(e) => return fail(tracked, provider_failure(e)),
         };
         let Prepared { builder, access, mut adapter } = prepared;
+        let builder = crate::telemetry::propagate(builder);
         let own = tokio::time::Instant::now() + cfg.upstream_timeout;
         let deadline = own.min(call_deadline(cfg, call));
         let resp = match tokio::time::timeout_at(deadline, builder.send()).await {
@@ -436,6 +473,7 @@ async fn attempt(
             Ok(Ok(r)) => r,
         };
         let status = resp.status();
+        tracing::Span::current().record("http.response.status_code", status.as_u16());
         if !status.is_success() {
             let retry_after =
                 resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(outcome::parse_retry_after);
@@ -538,9 +576,10 @@ async fn attempt(
                 }
             }
         };
-        if call.charge.is_some() {
+        if call.charge.is_some() || crate::telemetry::enabled() {
             tracked.charge = call.charge.clone();
             tracked.tokens = crate::client_keys::answer_tokens(call.protocol, &client_bytes);
+            crate::telemetry::record_tokens(&tracing::Span::current(), tracked.tokens);
         }
         cfg.prompt_log.answer(&call.request_id, call.protocol, &client_bytes);
         let out = unary_response(status, content_type, client_bytes);

@@ -46,7 +46,8 @@ pub async fn edits_p(State(s): State<Arc<AppState>>, Path(p): Path<String>, req:
 async fn serve(state: Arc<AppState>, edit: bool, path_provider: Option<String>, req: Request) -> Response {
     let request_id = request_id(req.headers());
     let route = if edit { "images_edits" } else { "images_generations" };
-    let span = tracing::info_span!("request", id = %request_id, route);
+    let span = super::routes::request_span(&request_id, route, req.uri().path());
+    crate::telemetry::adopt_parent(&span, req.headers());
     let served = serve_in_span(state, edit, route, path_provider, req, request_id);
     tracing::Instrument::instrument(served, span).await
 }

@@ -282,6 +282,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!("shutting down: flushing storage");
     state.store.flush().await?;
+    crate::telemetry::flush().await;
     Ok(())
 }
 

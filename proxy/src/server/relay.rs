@@ -126,6 +126,8 @@ struct Answer {
     done: bool,
     /// The request id, when the prompt log wants the answer's text.
     transcript_of: Option<String>,
+    /// The upstream attempt's span, open until the answer ends.
+    span: tracing::Span,
 }
 
 impl Answer {
@@ -191,6 +193,7 @@ impl Answer {
         }
         let frames = self.converter.finish();
         self.tracked.tokens = self.converter.tokens();
+        crate::telemetry::record_tokens(&self.span, self.tracked.tokens);
         self.tracked.commit().await;
         self.queue.extend(frames);
         self.log_transcript(true);
@@ -204,6 +207,8 @@ impl Answer {
 
     fn fail(&mut self, failure: Failure, status: u16, message: &str) {
         self.log_transcript(false);
+        self.span.record("error.type", failure.kind());
+        self.span.record("otel.status_code", "ERROR");
         self.done = true;
         self.tracked.verdict = Verdict::Failed(failure);
         let frames = self.converter.fail(status, message);
@@ -236,7 +241,7 @@ pub fn stream_response(
         Backend::Protocol(p) => p,
     };
     let mut converter = StreamConverter::new(upstream_protocol, client, client_model);
-    if tracked.charge.is_some() {
+    if tracked.charge.is_some() || crate::telemetry::enabled() {
         converter = converter.counting_tokens();
     }
     let transcript_of = tracked.state.config().prompt_log.is_on().then(|| request_id.to_string());
@@ -252,6 +257,7 @@ pub fn stream_response(
         queue: VecDeque::new(),
         done: false,
         transcript_of,
+        span: tracing::Span::current(),
     };
     let frames = stream::unfold(answer, |mut a| async move {
         loop {

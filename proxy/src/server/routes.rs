@@ -97,6 +97,27 @@ pub(super) async fn read_body_up_to(
     Ok(if rest.is_empty() { first.unwrap_or_default() } else { rest.freeze() })
 }
 
+/// The span of one client request; with traces on, a server span with the HTTP and GenAI
+/// attributes that [`super::dispatch`] fills in.
+pub(super) fn request_span(request_id: &str, route: &'static str, path: &str) -> tracing::Span {
+    if !crate::telemetry::enabled() {
+        return tracing::info_span!("request", id = %request_id, route);
+    }
+    tracing::info_span!(
+        "request",
+        id = %request_id,
+        route,
+        otel.name = %format!("POST {path}"),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = "POST",
+        url.path = %path,
+        http.response.status_code = tracing::field::Empty,
+        gen_ai.operation.name = "chat",
+        gen_ai.request.model = tracing::field::Empty,
+    )
+}
+
 /// What differs between the generation endpoints.
 struct Endpoint {
     protocol: Protocol,
@@ -107,7 +128,8 @@ struct Endpoint {
 
 async fn generate(state: Arc<AppState>, ep: Endpoint, path_provider: Option<String>, req: Request) -> Response {
     let request_id = request_id(req.headers());
-    let span = tracing::info_span!("request", id = %request_id, route = ep.route);
+    let span = request_span(&request_id, ep.route, req.uri().path());
+    crate::telemetry::adopt_parent(&span, req.headers());
     tracing::Instrument::instrument(generate_in_span(state, ep, path_provider, req, request_id), span).await
 }
 
