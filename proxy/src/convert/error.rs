@@ -6,6 +6,8 @@
 pub enum ConvertError {
     #[error("body is not valid JSON: {0}")]
     InvalidJson(String),
+    #[error("invalid multipart body: {0}")]
+    InvalidMultipart(String),
     #[error("`{0}` is required")]
     Missing(String),
     #[error("`{field}` must be {expected}")]

@@ -200,6 +200,36 @@ pub fn parse_edit(form: Form) -> Result<ImageCall, ConvertError> {
     Ok(call)
 }
 
+/// Parts of an edit form beyond which it is refused.
+const MAX_FORM_PARTS: usize = 64;
+
+/// A `multipart/form-data` body's text fields and files (multer does the parsing).
+pub async fn read_form(content_type: &str, raw: Bytes) -> Result<Form, ConvertError> {
+    let bad = |e: multer::Error| ConvertError::InvalidMultipart(e.to_string());
+    let boundary = multer::parse_boundary(content_type)
+        .map_err(|_| ConvertError::InvalidMultipart("images/edits takes a multipart/form-data body".into()))?;
+    let body = futures::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(raw) });
+    let mut mp = multer::Multipart::new(body, boundary);
+    let mut form = Form::default();
+    while let Some(field) = mp.next_field().await.map_err(bad)? {
+        if form.fields.len() + form.files.len() >= MAX_FORM_PARTS {
+            return Err(ConvertError::InvalidMultipart(format!("more than {MAX_FORM_PARTS} parts")));
+        }
+        let name = field.name().unwrap_or_default().to_string();
+        let filename = field.file_name().map(str::to_string);
+        let content_type = field.content_type().map(ToString::to_string);
+        let data = field.bytes().await.map_err(bad)?;
+        if filename.is_some() || name == "image" || name == "image[]" || name == "mask" {
+            form.files.push(FilePart { field: name, filename, content_type, data });
+        } else {
+            let text = String::from_utf8(data.to_vec())
+                .map_err(|_| ConvertError::InvalidMultipart(format!("form field `{name}` is not UTF-8 text")))?;
+            form.fields.push((name, text));
+        }
+    }
+    Ok(form)
+}
+
 /// The images and text of a chat answer (OpenAI Chat shape).
 pub fn from_chat_answer(answer: &Value) -> Result<(Vec<ImageSource>, String), ConvertError> {
     let resp = super::openai_chat::response::decode(answer)?;
@@ -346,7 +376,50 @@ mod tests {
         }
     }
 
+    fn form_body(parts: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (name, file, data) in parts {
+            out.extend_from_slice(b"--B\r\n");
+            let disp = match file {
+                Some(f) => format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: image/png\r\n\r\n"),
+                None => format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n"),
+            };
+            out.extend_from_slice(disp.as_bytes());
+            out.extend_from_slice(data);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"--B--\r\n");
+        out
+    }
+
+    #[test]
+    fn forms_are_read_with_their_files() {
+        let body = form_body(&[("model", None, b"m"), ("prompt", None, b"p"), ("image[]", Some("a.png"), b"\x89PNG")]);
+        let form =
+            futures::executor::block_on(read_form("multipart/form-data; boundary=B", body.into())).expect("form");
+        assert_eq!(form.fields, vec![("model".into(), "m".into()), ("prompt".into(), "p".into())]);
+        assert_eq!((form.files[0].field.as_str(), form.files[0].data.as_ref()), ("image[]", b"\x89PNG".as_ref()));
+        let bad = futures::executor::block_on(read_form("application/json", Bytes::new())).expect_err("not multipart");
+        assert!(bad.to_string().contains("multipart"));
+        let binary = form_body(&[("prompt", None, b"\xff\xfe")]);
+        let e = futures::executor::block_on(read_form("multipart/form-data; boundary=B", binary.into()))
+            .expect_err("utf-8");
+        assert!(e.to_string().contains("prompt"), "{e}");
+    }
+
     proptest! {
+        #[test]
+        fn any_body_is_read_or_refused(body in proptest::collection::vec(any::<u8>(), 0..400), cut in 0usize..200) {
+            // Random bytes, and a valid form cut anywhere.
+            let valid = form_body(&[("model", None, b"m"), ("image", Some("a.png"), &body)]);
+            for raw in [body.clone(), valid[..cut.min(valid.len())].to_vec(), valid.clone()] {
+                let read = futures::executor::block_on(read_form("multipart/form-data; boundary=B", raw.into()));
+                if let Err(e) = read {
+                    prop_assert!(!e.to_string().is_empty());
+                }
+            }
+        }
+
         #[test]
         fn any_json_gives_a_call_or_a_named_error(v in image_json()) {
             match parse_generation(&v) {

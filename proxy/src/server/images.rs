@@ -18,15 +18,13 @@ use super::errors::ApiError;
 use super::routes::{read_body_up_to, request_id};
 use super::AppState;
 use crate::client_keys::identify;
-use crate::convert::images::{self, FilePart, Form, ImageCall, MAX_IMAGE_BYTES};
+use crate::convert::images::{self, ImageCall, MAX_IMAGE_BYTES};
 use crate::convert::Protocol;
 
 /// Images are answered in OpenAI's shapes, errors too.
 const PROTOCOL: Protocol = Protocol::OpenAiChat;
 /// An edit's body carries its images: up to two full-size ones fit.
 const EDIT_BODY_LIMIT: usize = 2 * MAX_IMAGE_BYTES + (1 << 20);
-/// Parts of an edit form beyond which it is refused.
-const MAX_FORM_PARTS: usize = 64;
 /// An answer read back from dispatch (its images, base64).
 const ANSWER_LIMIT: usize = 256 << 20;
 
@@ -159,33 +157,6 @@ fn parse_generation(raw: &[u8]) -> Result<ImageCall, ApiError> {
 
 async fn parse_edit(headers: &axum::http::HeaderMap, raw: Bytes) -> Result<ImageCall, ApiError> {
     let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let boundary = multer::parse_boundary(content_type)
-        .map_err(|_| ApiError::bad_request("images/edits takes a multipart/form-data body"))?;
-    let form = read_form(raw, boundary).await?;
+    let form = images::read_form(content_type, raw).await.map_err(|e| ApiError::bad_request(e.to_string()))?;
     images::parse_edit(form).map_err(|e| ApiError::bad_request(e.to_string()))
-}
-
-/// A multipart body's text fields and files.
-async fn read_form(raw: Bytes, boundary: String) -> Result<Form, ApiError> {
-    let bad = |e: multer::Error| ApiError::bad_request(format!("invalid multipart body: {e}"));
-    let body = futures::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(raw) });
-    let mut mp = multer::Multipart::new(body, boundary);
-    let mut form = Form::default();
-    while let Some(field) = mp.next_field().await.map_err(bad)? {
-        if form.fields.len() + form.files.len() >= MAX_FORM_PARTS {
-            return Err(ApiError::bad_request(format!("the form has more than {MAX_FORM_PARTS} parts")));
-        }
-        let name = field.name().unwrap_or_default().to_string();
-        let filename = field.file_name().map(str::to_string);
-        let content_type = field.content_type().map(ToString::to_string);
-        let data = field.bytes().await.map_err(bad)?;
-        if filename.is_some() || name == "image" || name == "image[]" || name == "mask" {
-            form.files.push(FilePart { field: name, filename, content_type, data });
-        } else {
-            let text = String::from_utf8(data.to_vec())
-                .map_err(|_| ApiError::bad_request(format!("form field `{name}` is not UTF-8 text")))?;
-            form.fields.push((name, text));
-        }
-    }
-    Ok(form)
 }
