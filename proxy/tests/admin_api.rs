@@ -172,7 +172,7 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
 }
 
 async fn total_usage(store: &RedisStore) -> i64 {
-    store.get_pool("openai-custom").await.expect("pool").iter().map(Account::usage_count).sum()
+    store.get_pool("openai-custom").await.expect("pool").iter().map(|a| a.usage_count()).sum()
 }
 
 /// US3: 50 config changes through A while 2,000 requests flow through A and B — none fails or
@@ -479,7 +479,7 @@ async fn garbage_bodies_never_crash_or_add_anything() {
     assert!((400..500).contains(&status) && body["error"]["message"].is_string(), "{status} {body}");
     f.store.flush().await.expect("flush");
     let after = f.store.get_pool("openai-custom").await.expect("pool");
-    let names = |p: &[Account]| p.iter().map(|a| a.uuid().to_string()).collect::<Vec<_>>();
+    let names = |p: &[std::sync::Arc<Account>]| p.iter().map(|a| a.uuid().to_string()).collect::<Vec<_>>();
     assert_eq!(names(&after), names(&before), "no account added or removed by garbage");
     assert_eq!(call(gw, "GET", "/api/system", Some(&t), None).await.0, 200, "the session survived");
 }

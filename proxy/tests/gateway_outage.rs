@@ -76,7 +76,7 @@ async fn replicas_ride_out_a_redis_outage_and_count_every_request_once() {
         assert_eq!(g.terminate(Duration::from_secs(20)).await, Some(0), "{}", g.logs());
     }
     let reader = RedisStore::open(server.settings(PREFIX)).await.expect("reader");
-    let total: i64 = reader.get_pool("openai-custom").await.expect("pool").iter().map(Account::usage_count).sum();
+    let total: i64 = reader.get_pool("openai-custom").await.expect("pool").iter().map(|a| a.usage_count()).sum();
     let served = ok.load(Ordering::SeqCst);
     assert_eq!(total, served as i64, "usage counted exactly once per served request");
     assert_eq!(mock.hits(), served as u64);

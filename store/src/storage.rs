@@ -1,6 +1,7 @@
 //! The storage API: one trait, two backends (Redis and files).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -30,7 +31,8 @@ pub trait Storage: Send + Sync {
     /// Provider types that have a pool, sorted.
     async fn list_pool_types(&self) -> Result<Vec<String>>;
     /// The accounts of one pool (empty when the pool does not exist).
-    async fn get_pool(&self, pool: &str) -> Result<Vec<Account>>;
+    /// The pool's accounts, shared with the cache (cloning the list copies no account).
+    async fn get_pool(&self, pool: &str) -> Result<Vec<Arc<Account>>>;
     /// One account; `NotFound` when absent.
     async fn get_account(&self, pool: &str, uuid: &str) -> Result<Account>;
     /// Adds an account (runtime defaults filled in); `AlreadyExists` when its uuid is taken.
@@ -159,7 +161,7 @@ pub trait Storage: Send + Sync {
         let mut out = BTreeMap::new();
         for t in self.list_pool_types().await? {
             let pool = self.get_pool(&t).await?;
-            out.insert(t, pool);
+            out.insert(t, pool.iter().map(|a| Account::clone(a)).collect());
         }
         Ok(out)
     }

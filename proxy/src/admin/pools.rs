@@ -54,7 +54,7 @@ fn view_with(state: &AppState, pool: &str, a: &Account, now: i64, slots: Option<
     v
 }
 
-async fn pool_summary(state: &AppState, pool: &str, accounts: &[Account]) -> AdminResult<Value> {
+async fn pool_summary(state: &AppState, pool: &str, accounts: &[Arc<Account>]) -> AdminResult<Value> {
     let now = epoch_ms();
     let healthy = accounts.iter().filter(|a| a.is_healthy() && !a.is_disabled()).count();
     let limited: Vec<String> =
@@ -74,11 +74,11 @@ async fn pool_summary(state: &AppState, pool: &str, accounts: &[Account]) -> Adm
 
 /// `GET /api/providers`: every pool, `{type: [account…]}` as the reference, plus `_summary`.
 pub async fn list(State(state): State<Arc<AppState>>, _admin: Admin) -> AdminResult {
-    let pools = state.store.get_pools().await?;
     let mut out = Map::new();
     let mut summary = Map::new();
-    for (t, accounts) in &pools {
-        let s = pool_summary(&state, t, accounts).await?;
+    for t in &state.store.list_pool_types().await? {
+        let accounts = state.store.get_pool(t).await?;
+        let s = pool_summary(&state, t, &accounts).await?;
         out.insert(t.clone(), s["providers"].clone());
         summary.insert(
             t.clone(),

@@ -57,7 +57,7 @@ impl Checker {
                 }
                 let lease = format!("health:{t}:{}", a.uuid());
                 match self.store.try_lease(&lease, &self.replica_id, interval).await {
-                    Ok(true) => checks.push(self.check(t.clone(), provider.clone(), a)),
+                    Ok(true) => checks.push(self.check(t.clone(), provider.clone(), Account::clone(&a))),
                     Ok(false) => {}
                     Err(e) => tracing::debug!(error = %e, "health check lease unavailable"),
                 }

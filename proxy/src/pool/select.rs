@@ -111,7 +111,14 @@ pub fn recovery_due(account: &Account, now_ms: i64) -> bool {
 
 impl Selector {
     /// Chooses an account of `pool` for `model`, skipping `tried` uuids.
-    pub fn pick(&self, pool: &str, accounts: &[Account], model: &str, tried: &HashSet<String>, now_ms: i64) -> Pick {
+    pub fn pick(
+        &self,
+        pool: &str,
+        accounts: &[Arc<Account>],
+        model: &str,
+        tried: &HashSet<String>,
+        now_ms: i64,
+    ) -> Pick {
         let mut order: Vec<usize> = (0..accounts.len()).collect();
         order.sort_by(|a, b| accounts[*a].uuid().cmp(accounts[*b].uuid()));
         let n = order.len();
@@ -181,8 +188,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn acc(v: Value) -> Account {
-        Account::from_map(v.as_object().cloned().expect("obj")).expect("acc")
+    fn acc(v: Value) -> Arc<Account> {
+        Arc::new(Account::from_map(v.as_object().cloned().expect("obj")).expect("acc"))
     }
 
     #[test]

@@ -37,7 +37,8 @@ pub enum Verdict {
 pub struct Tracked {
     pub state: Arc<AppState>,
     pub pool: String,
-    pub account: Account,
+    /// Shared with the pool snapshot it was picked from (no copy per request).
+    pub account: Arc<Account>,
     pub route: &'static str,
     pub started: Instant,
     pub policy: Policy,

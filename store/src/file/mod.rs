@@ -61,7 +61,8 @@ impl File {
 #[derive(Default)]
 struct State {
     config: Option<Value>,
-    pools: IndexMap<String, Vec<Account>>,
+    /// Shared with the snapshots `get_pool` hands out; a write copies only its account.
+    pools: IndexMap<String, Vec<Arc<Account>>>,
     password: Option<String>,
     sessions: BTreeMap<String, Session>,
     usage: Option<Value>,
@@ -110,6 +111,7 @@ impl FileStore {
             Some(v) => parse_sessions(&v, &dir.join(paths::SESSIONS))?,
             None => BTreeMap::new(),
         };
+        let pools = pools.into_iter().map(|(t, accs)| (t, accs.into_iter().map(Arc::new).collect())).collect();
         let st = State {
             config: atomic::read_json(&dir.join(paths::CONFIG)).await?,
             pools,
@@ -164,7 +166,7 @@ impl FileStore {
             .get_mut(pool)
             .and_then(|p| p.iter_mut().find(|a| a.uuid() == uuid))
             .ok_or_else(|| StoreError::not_found(format!("account {pool}/{uuid}")))?;
-        Ok(f(acc))
+        Ok(f(Arc::make_mut(acc)))
     }
 }
 
@@ -295,7 +297,7 @@ impl Storage for FileStore {
         Ok(t)
     }
 
-    async fn get_pool(&self, pool: &str) -> Result<Vec<Account>> {
+    async fn get_pool(&self, pool: &str) -> Result<Vec<Arc<Account>>> {
         Ok(self.inner.state.lock().pools.get(pool).cloned().unwrap_or_default())
     }
 
@@ -311,7 +313,7 @@ impl Storage for FileStore {
             if list.iter().any(|a| a.uuid() == account.uuid()) {
                 return Err(StoreError::AlreadyExists { what: format!("account {pool}/{}", account.uuid()) });
             }
-            list.push(account.clone());
+            list.push(Arc::new(account.clone()));
         }
         self.persist(File::Pools).await?;
         self.admin.announce(Change::Pool(pool.to_string()));
@@ -319,7 +321,7 @@ impl Storage for FileStore {
     }
 
     async fn replace_pool(&self, pool: &str, accounts: Vec<Account>) -> Result<()> {
-        self.inner.state.lock().pools.insert(pool.to_string(), accounts);
+        self.inner.state.lock().pools.insert(pool.to_string(), accounts.into_iter().map(Arc::new).collect());
         self.persist(File::Pools).await?;
         self.admin.announce(Change::Pool(pool.to_string()));
         Ok(())
@@ -362,14 +364,14 @@ impl Storage for FileStore {
             for (uuid, ops) in ops {
                 match list.iter_mut().find(|a| a.uuid() == uuid) {
                     Some(a) => {
-                        ops.apply(a);
+                        ops.apply(Arc::make_mut(a));
                         report.updated.push(uuid);
                     }
                     None => {
                         let mut a = Account::new(uuid.clone());
                         ops.apply(&mut a);
                         a.fill_defaults(&now);
-                        list.push(a);
+                        list.push(Arc::new(a));
                         report.created.push(uuid);
                     }
                 }

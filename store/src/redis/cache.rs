@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
@@ -31,7 +32,8 @@ impl Default for Ttls {
 }
 
 struct Slot {
-    account: Option<Account>,
+    /// Shared with the pool snapshots readers hold; a write copies only this account.
+    account: Option<Arc<Account>>,
     epoch: u64,
     at: Instant,
 }
@@ -73,14 +75,14 @@ impl PoolCache {
     }
 
     /// The cached pool if fetched within `ttl` (any age when `ttl` is `None`).
-    pub fn pool(&self, pool: &str, ttl: Option<Duration>) -> Option<Vec<Account>> {
+    pub fn pool(&self, pool: &str, ttl: Option<Duration>) -> Option<Vec<Arc<Account>>> {
         let pools = self.pools.read();
         let p = pools.get(pool)?;
         let fetched = p.fetched?;
         if ttl.is_some_and(|t| fetched.elapsed() > t) {
             return None;
         }
-        let mut out: Vec<Account> = p.slots.values().filter_map(|s| s.account.clone()).collect();
+        let mut out: Vec<Arc<Account>> = p.slots.values().filter_map(|s| s.account.clone()).collect();
         out.sort_by(|a, b| a.uuid().cmp(b.uuid()));
         Some(out)
     }
@@ -91,7 +93,7 @@ impl PoolCache {
         let p = pools.get(pool)?;
         let fresh = |at: Instant| ttl.is_none_or(|t| at.elapsed() <= t);
         if let Some(s) = p.slots.get(uuid) {
-            return fresh(s.at).then(|| s.account.clone());
+            return fresh(s.at).then(|| s.account.as_deref().cloned());
         }
         p.fetched.is_some_and(fresh).then_some(None)
     }
@@ -101,7 +103,7 @@ impl PoolCache {
         let epoch = self.mark();
         let mut pools = self.pools.write();
         let p = pools.entry(pool.to_string()).or_insert_with(|| Pool { slots: HashMap::new(), fetched: None });
-        p.slots.insert(uuid.to_string(), Slot { account, epoch, at: Instant::now() });
+        p.slots.insert(uuid.to_string(), Slot { account: account.map(Arc::new), epoch, at: Instant::now() });
     }
 
     /// Changes a cached account in place (no copy), as a local write; false when not cached.
@@ -110,7 +112,7 @@ impl PoolCache {
         let mut pools = self.pools.write();
         match pools.get_mut(pool).and_then(|p| p.slots.get_mut(uuid)) {
             Some(Slot { account: Some(acc), epoch: e, .. }) => {
-                f(acc);
+                f(Arc::make_mut(acc));
                 *e = epoch;
                 true
             }
@@ -141,7 +143,7 @@ impl PoolCache {
             if p.slots.get(&uuid).is_some_and(|s| keep(s, &uuid)) {
                 continue;
             }
-            p.slots.insert(uuid, Slot { account, epoch: mark, at: Instant::now() });
+            p.slots.insert(uuid, Slot { account: account.map(Arc::new), epoch: mark, at: Instant::now() });
         }
     }
 

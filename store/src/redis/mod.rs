@@ -412,7 +412,7 @@ impl Storage for RedisStore {
         }
     }
 
-    async fn get_pool(&self, pool: &str) -> Result<Vec<Account>> {
+    async fn get_pool(&self, pool: &str) -> Result<Vec<Arc<Account>>> {
         if let Some(p) = self.shared.pools.pool(pool, Some(self.shared.ttls.pools)) {
             return Ok(p);
         }

@@ -141,7 +141,7 @@ async fn main() -> Result<()> {
 
     store.flush().await?;
     let fresh = RedisStore::open(server.settings("bench:")).await?;
-    let total: i64 = fresh.get_pool(POOL).await?.iter().map(Account::usage_count).sum();
+    let total: i64 = fresh.get_pool(POOL).await?.iter().map(|a| a.usage_count()).sum();
     println!("\nexactness: {increments} increments sent, {total} counted");
     anyhow::ensure!(total as u64 == increments, "lost or duplicated increments");
 

@@ -96,7 +96,7 @@ async fn apply_pool(pool: &ProviderPool, ctx: &Context) -> Result<Action> {
         message: crate::redact::scrub(&e.to_string(), &valid.redis.url),
     };
     let current = match store.get_pool(&valid.provider_type).await {
-        Ok(c) => c,
+        Ok(c) => owned(c),
         Err(e) => {
             write_status(pool, ctx, status::compute(pool, &redis_failed(&e), &now)).await?;
             return Err(e.into());
@@ -119,7 +119,7 @@ async fn apply_pool(pool: &ProviderPool, ctx: &Context) -> Result<Action> {
         if applied.token_conflicts.is_empty() {
             applied_hash = Some(hash.clone());
         }
-        (applied, store.get_pool(&valid.provider_type).await?)
+        (applied, owned(store.get_pool(&valid.provider_type).await?))
     } else {
         // Nothing changed since the last apply: this is a status refresh only.
         (apply::Applied { seeded: previous_hashes.clone(), ..apply::Applied::default() }, current)
@@ -202,7 +202,7 @@ async fn cleanup_pool(pool: &ProviderPool, ctx: &Context) -> Result<Action> {
     let listed = build::listed_uuids(pool.status.as_ref());
     let result = async {
         let store = ctx.redis.get(&target.url, &target.prefix).await?;
-        let current = store.get_pool(ptype).await?;
+        let current = owned(store.get_pool(ptype).await?);
         let prune = build::prune(&owner, &BTreeSet::new(), &listed, &current, false);
         let removed = apply::delete_owned(&store, ptype, &prune.delete, prune.foreign.len()).await?;
         Ok::<_, poolgate_store::StoreError>((removed, prune.foreign.len()))
@@ -241,4 +241,9 @@ async fn cleanup_blocked(pool: &ProviderPool, ctx: &Context, inv: validate::Inva
         tracing::warn!("could not report the blocked cleanup in status: {e}");
     }
     Error::CleanupBlocked(message)
+}
+
+/// The store's shared snapshot as owned accounts (the planner compares and edits them).
+fn owned(pool: Vec<std::sync::Arc<poolgate_store::Account>>) -> Vec<poolgate_store::Account> {
+    pool.iter().map(|a| poolgate_store::Account::clone(a)).collect()
 }
