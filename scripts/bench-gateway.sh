@@ -9,6 +9,10 @@
 # default runs only the default, on).
 # CLIENT_KEY_MODES="off on" also runs Redis mode with a client key (one admission script per
 # request, no limit reached) beside the main key.
+# POOL_SIZE=N puts N accounts in the pool (default 4; subscription pools hold hundreds).
+# BINS="before=/path/to/old/poolgate after=target/release/poolgate" runs every mode with each
+# binary, one after the other in the same run (before/after comparisons); the default is the
+# freshly built one.
 # Needs: wrk (apt-get install wrk), redis-server, redis-cli. Uses free loopback ports only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,11 +50,14 @@ done
 
 ACCOUNTS=""
 POOL_JSON="["
-for i in 0 1 2 3; do
+N_ACCOUNTS="${POOL_SIZE:-4}"
+for i in $(seq 0 $((N_ACCOUNTS - 1))); do
   A="{\"uuid\":\"bench-$i\",\"customName\":\"bench $i\",\"OPENAI_API_KEY\":\"sk-bench-$i\",\"OPENAI_BASE_URL\":\"$MOCK/v1\",\"isHealthy\":true,\"isDisabled\":false,\"usageCount\":0,\"errorCount\":0}"
   ACCOUNTS+="$A"$'\n'
-  POOL_JSON+="$A"; [ "$i" -lt 3 ] && POOL_JSON+=","
+  POOL_JSON+="$A"; [ "$i" -lt $((N_ACCOUNTS - 1)) ] && POOL_JSON+=","
 done
+BINS="${BINS:-poolgate=$BIN/poolgate}"
+
 POOL_JSON+="]"
 CONFIG="{\"REQUIRED_API_KEY\":\"$KEY\",\"MODEL_PROVIDER\":\"openai-custom\",\"SCHEDULED_HEALTH_CHECK\":{\"enabled\":false}}"
 
@@ -95,10 +102,11 @@ per() { python3 -c "print(f'{($2-$1)/max($3,1):.4f}')" "$@"; }
 bench_gateway() { # mode [commit-before-last-byte]
   local mode=$1 commit=${2:-true} port url cmds1 cmds64 label
   label="$mode"; [ -n "${COMMIT_MODES:-}" ] && label="$mode, commit first=$commit"
+  [ "$BINS" != "poolgate=$BIN/poolgate" ] && label="$label, ${POOLGATE_LABEL}"
   [ "${WRK_KEY:-main}" = client ] && label="$label, client key"
   port=$(free_port)
   url="http://127.0.0.1:$port/v1/chat/completions"
-  USAGE_COMMIT_BEFORE_LAST_BYTE="$commit" "$BIN/poolgate" serve --config-dir "$WORK/$mode" --host 127.0.0.1 \
+  USAGE_COMMIT_BEFORE_LAST_BYTE="$commit" "$POOLGATE_BIN" serve --config-dir "$WORK/$mode" --host 127.0.0.1 \
     --port "$port" >"$WORK/poolgate-$mode.log" 2>&1 &
   PIDS+=($!)
   wait_http "http://127.0.0.1:$port/health"
@@ -132,7 +140,11 @@ mkdir -p "$WORK/file"
 echo "$CONFIG" >"$WORK/file/config.json"
 echo "{\"openai-custom\":$POOL_JSON}" >"$WORK/file/provider_pools.json"
 echo "file mode…" >&2
-for c in ${COMMIT_MODES:-true}; do MODE=file bench_gateway file "$c"; done
+for b in $BINS; do
+  for c in ${COMMIT_MODES:-true}; do
+    POOLGATE_LABEL=${b%%=*} POOLGATE_BIN=${b#*=} MODE=file bench_gateway file "$c"
+  done
+done
 
 # Redis mode: a private redis-server on loopback, seeded in the reference key schema.
 REDIS_PORT=$(free_port)
@@ -153,16 +165,19 @@ HASH=$(printf '%s' "$CLIENT_KEY" | sha256sum | cut -d' ' -f1)
 redis-cli -p "$REDIS_PORT" HSET aiclient:client-keys "$HASH" \
   '{"id":"bench","name":"bench","enabled":true,"dailyLimit":1000000000,"rpmLimit":1000000000,"prefix":"maki_benchBE","createdAt":1}' >/dev/null
 echo "redis mode…" >&2
-for c in ${COMMIT_MODES:-true}; do
-  for k in ${CLIENT_KEY_MODES:-off}; do
-    wk=main; [ "$k" = on ] && wk=client
-    WRK_KEY=$wk MODE=redis bench_gateway redis "$c"
+for b in $BINS; do
+  for c in ${COMMIT_MODES:-true}; do
+    for k in ${CLIENT_KEY_MODES:-off}; do
+      wk=main; [ "$k" = on ] && wk=client
+      POOLGATE_LABEL=${b%%=*} POOLGATE_BIN=${b#*=} WRK_KEY=$wk MODE=redis bench_gateway redis "$c"
+    done
   done
 done
 USAGE=$(redis-cli -p "$REDIS_PORT" HVALS aiclient:pools:openai-custom | python3 -c "
 import json, sys; print(sum(json.loads(l).get('usageCount', 0) for l in sys.stdin if l.strip()))")
 
 echo
+echo "Pool of $N_ACCOUNTS accounts."
 echo "Direct to mock: c=1 ${D1_RPS} req/s p50 ${D1_P50} ms p99 ${D1_P99} ms; c=64 ${D64_RPS} req/s p50 ${D64_P50} ms p99 ${D64_P99} ms"
 echo
 echo "| mode | connections | req/s through poolgate | p50 (ms) | p99 (ms) | added p50 (ms) | added p99 (ms) | req/s direct | Redis round trips/request (poolgate, all async) | Redis commands/request (commandstats, incl. inside scripts) |"

@@ -119,25 +119,25 @@ impl Selector {
         tried: &HashSet<String>,
         now_ms: i64,
     ) -> Pick {
-        let mut order: Vec<usize> = (0..accounts.len()).collect();
-        order.sort_by(|a, b| accounts[*a].uuid().cmp(accounts[*b].uuid()));
-        let n = order.len();
+        let n = accounts.len();
         if n == 0 {
             return Pick::NoneSupports;
         }
-        let benched = {
-            let mut b = self.benched.lock();
-            if b.is_empty() {
-                HashSet::new()
-            } else {
-                let now = Instant::now();
-                b.retain(|_, until| *until > now);
-                b.keys().cloned().collect::<HashSet<String>>()
-            }
-        };
+        // A stable order for the cursor; the store hands pools out sorted already.
+        let mut order: Vec<usize> = (0..n).collect();
+        if !accounts.windows(2).all(|w| w[0].uuid() <= w[1].uuid()) {
+            order.sort_by(|a, b| accounts[*a].uuid().cmp(accounts[*b].uuid()));
+        }
+        let mut benched = self.benched.lock();
+        if !benched.is_empty() {
+            let now = Instant::now();
+            benched.retain(|_, until| *until > now);
+        }
         let inflight = self.inflight.lock();
         let mut any_supports = false;
         let mut candidates: Vec<(usize, usize)> = Vec::with_capacity(n);
+        // One key buffer for every lookup (no allocation per account).
+        let mut k = String::with_capacity(pool.len() + 40);
         for &idx in &order {
             let acc = &accounts[idx];
             if !supports(acc, model) {
@@ -147,12 +147,16 @@ impl Selector {
             if !usable(acc, now_ms) || tried.contains(acc.uuid()) {
                 continue;
             }
-            let k = key(pool, acc.uuid());
-            if benched.contains(&k) {
+            k.clear();
+            k.push_str(pool);
+            k.push('\u{0}');
+            k.push_str(acc.uuid());
+            if benched.contains_key(&k) {
                 continue;
             }
             candidates.push((idx, inflight.get(&k).copied().unwrap_or(0)));
         }
+        drop(benched);
         drop(inflight);
         let least = candidates.iter().map(|c| c.1).min();
         candidates.retain(|c| Some(c.1) == least);

@@ -221,6 +221,11 @@ fn upstream_body(call: &ClientCall, backend: Backend, target: &Target) -> Result
             body["model"] = Value::String(target.model.clone());
             Ok((Bytes::from(body.to_string()), target.model.clone()))
         }
+        // Same protocol and the model the client named: the client's bytes go up as they came
+        // (no copy of the parsed body, no serialisation).
+        Backend::Protocol(p) if p == call.protocol && p != Protocol::Gemini && sends_as_is(call, &target.model) => {
+            Ok((call.raw.clone(), target.model.clone()))
+        }
         Backend::Protocol(p) => {
             let overrides = RequestOverrides { model: Some(target.model.clone()), stream: Some(call.stream) };
             let up = convert_request_with(call.protocol, p, &call.body, &overrides)
@@ -240,6 +245,13 @@ fn images_body(call: &ClientCall, img: &ImageCall, backend: Backend, target: &Ta
         (_, true) => (Bytes::new(), target.model.clone()),
         (_, false) => (Bytes::from(img.generation_body(&target.model).to_string()), target.model.clone()),
     }
+}
+
+/// Whether the client's body already says what the upstream must get: the upstream model as
+/// its `model`, no `models/` prefix to strip.
+fn sends_as_is(call: &ClientCall, model: &str) -> bool {
+    call.body.get("model").and_then(Value::as_str) == Some(model)
+        && crate::convert::model::strip_models_prefix(model) == model
 }
 
 async fn serve_pool(

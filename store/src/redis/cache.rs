@@ -2,7 +2,7 @@
 //! refresh which started before a local write can never overwrite it (no resurrection, no
 //! lost update in the cache). String keys (config, plugins, tokens, ...) share one map.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,7 +44,8 @@ fn long_ago() -> Instant {
 }
 
 struct Pool {
-    slots: HashMap<String, Slot>,
+    /// By uuid, so that a pool is read out in uuid order with no sort.
+    slots: BTreeMap<String, Slot>,
     fetched: Option<Instant>,
 }
 
@@ -82,9 +83,7 @@ impl PoolCache {
         if ttl.is_some_and(|t| fetched.elapsed() > t) {
             return None;
         }
-        let mut out: Vec<Arc<Account>> = p.slots.values().filter_map(|s| s.account.clone()).collect();
-        out.sort_by(|a, b| a.uuid().cmp(b.uuid()));
-        Some(out)
+        Some(p.slots.values().filter_map(|s| s.account.clone()).collect())
     }
 
     /// One cached account: `Some(None)` means known to be absent.
@@ -102,7 +101,7 @@ impl PoolCache {
     pub fn write(&self, pool: &str, uuid: &str, account: Option<Account>) {
         let epoch = self.mark();
         let mut pools = self.pools.write();
-        let p = pools.entry(pool.to_string()).or_insert_with(|| Pool { slots: HashMap::new(), fetched: None });
+        let p = pools.entry(pool.to_string()).or_insert_with(|| Pool { slots: BTreeMap::new(), fetched: None });
         p.slots.insert(uuid.to_string(), Slot { account: account.map(Arc::new), epoch, at: Instant::now() });
     }
 
@@ -132,7 +131,7 @@ impl PoolCache {
         skip: &HashSet<String>,
     ) {
         let mut pools = self.pools.write();
-        let p = pools.entry(pool.to_string()).or_insert_with(|| Pool { slots: HashMap::new(), fetched: None });
+        let p = pools.entry(pool.to_string()).or_insert_with(|| Pool { slots: BTreeMap::new(), fetched: None });
         let keep = |s: &Slot, uuid: &str| s.epoch > mark || skip.contains(uuid);
         if full {
             let present: HashSet<&str> = fetched.iter().map(|(u, _)| u.as_str()).collect();
