@@ -13,6 +13,9 @@
 # BINS="before=/path/to/old/poolgate after=target/release/poolgate" runs every mode with each
 # binary, one after the other in the same run (before/after comparisons); the default is the
 # freshly built one.
+# UPSTREAM=nginx answers from nginx (Debian's nginx: `return 200` of a fixed body, one worker)
+# instead of the project's mock; STREAM=1 asks for SSE answers (8 chunks, usage, [DONE]) instead
+# of unary ones. Both show in the table's heading.
 # Needs: wrk (apt-get install wrk), redis-server, redis-cli. Uses free loopback ports only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,12 +34,48 @@ wait_http() { for _ in $(seq 1 200); do curl -sf "$1" >/dev/null 2>&1 && return 
 
 KEY=bench-key
 MOCK_PORT=$(free_port)
-"$BIN/mock-upstream" --port "$MOCK_PORT" --threads 1 >"$WORK/mock.log" 2>&1 &
+UPSTREAM="${UPSTREAM:-mock}"
+STREAM="${STREAM:-0}"
+STREAM_FLAG=false; [ "$STREAM" = 1 ] && STREAM_FLAG=true
+if [ "$UPSTREAM" = nginx ]; then
+  command -v nginx >/dev/null || { echo "install nginx (apt-get install nginx)" >&2; exit 1; }
+  mkdir -p "$WORK/nginx/logs"
+  UNARY='{"id":"chatcmpl-nginx","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hello from nginx"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8}}'
+  SSE=""
+  for i in 0 1 2 3 4 5 6 7; do
+    SSE+="data: {\"id\":\"chatcmpl-nginx\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"tok$i \"},\"finish_reason\":null}]}"$'\n\n'
+  done
+  SSE+='data: {"id":"chatcmpl-nginx","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":8,"total_tokens":13}}'$'\n\n''data: [DONE]'$'\n\n'
+  if [ "$STREAM" = 1 ]; then ANSWER_TYPE=text/event-stream; ANSWER="$SSE"; else ANSWER_TYPE=application/json; ANSWER="$UNARY"; fi
+  cat >"$WORK/nginx/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx/body;
+  proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fastcgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi;
+  scgi_temp_path $WORK/nginx/scgi;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$MOCK_PORT;
+    location / { default_type $ANSWER_TYPE; return 200 '$ANSWER'; }
+  }
+}
+NGINX
+  nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" >"$WORK/mock.log" 2>&1 &
+else
+  "$BIN/mock-upstream" --port "$MOCK_PORT" --threads 1 --chunks 8 >"$WORK/mock.log" 2>&1 &
+fi
 PIDS+=($!)
 sleep 0.3
 MOCK="http://127.0.0.1:$MOCK_PORT"
 
-BODY='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":16}'
+BODY='{"model":"gpt-4o-mini","stream":'$STREAM_FLAG',"messages":[{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":16}'
 CLIENT_KEY=maki_benchBENCHbench0123456789abcdefghij
 for k in main client; do
   auth=$KEY; [ "$k" = client ] && auth=$CLIENT_KEY
@@ -177,7 +216,7 @@ USAGE=$(redis-cli -p "$REDIS_PORT" HVALS aiclient:pools:openai-custom | python3 
 import json, sys; print(sum(json.loads(l).get('usageCount', 0) for l in sys.stdin if l.strip()))")
 
 echo
-echo "Pool of $N_ACCOUNTS accounts."
+echo "Upstream: $UPSTREAM; answers: $([ "$STREAM" = 1 ] && echo 'SSE, 8 chunks' || echo unary); pool of $N_ACCOUNTS accounts."
 echo "Direct to mock: c=1 ${D1_RPS} req/s p50 ${D1_P50} ms p99 ${D1_P99} ms; c=64 ${D64_RPS} req/s p50 ${D64_P50} ms p99 ${D64_P99} ms"
 echo
 echo "| mode | connections | req/s through poolgate | p50 (ms) | p99 (ms) | added p50 (ms) | added p99 (ms) | req/s direct | Redis round trips/request (poolgate, all async) | Redis commands/request (commandstats, incl. inside scripts) |"
