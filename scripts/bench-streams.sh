@@ -93,6 +93,9 @@ async def one(i):
                 break
         else:
             errors["timeout"] = errors.get("timeout", 0) + 1
+        if b"[DONE]" not in buf and time.monotonic() < deadline:
+            why = "ended early: " + (buf.split(b"\r\n", 1)[0].decode(errors="replace") or "no answer")
+            errors[why] = errors.get(why, 0) + 1
     except Exception as e:
         errors[type(e).__name__] = errors.get(type(e).__name__, 0) + 1
     finally:
@@ -116,6 +119,8 @@ async def main():
 asyncio.run(main())
 PY
 
+echo "poolgate warnings: $(grep -c WARN "$WORK/poolgate.log" || true)" >&2
+grep WARN "$WORK/poolgate.log" | sed 's/.*WARN//' | sort | uniq -c | sort -rn | head -5 >&2 || true
 python3 - "$WORK/result.json" "$IDLE" "$N" "$CHUNKS" "$GAP_MS" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1])); idle = int(sys.argv[2]); n = int(sys.argv[3])

@@ -115,8 +115,15 @@ where
     let exporter = match exporter {
         Ok(e) => e,
         Err(e) => {
-            // The error names the setting, never a header value.
-            eprintln!("poolgate: OTLP trace exporter not started: {e}");
+            // Only the setting's name: a value (an endpoint with credentials, a header) is never
+            // printed.
+            let what = match &e {
+                opentelemetry_otlp::ExporterBuildError::InvalidConfiguration(m) => {
+                    format!("invalid {}", m.split(':').next().unwrap_or("setting"))
+                }
+                _ => "the exporter could not be built".to_string(),
+            };
+            eprintln!("poolgate: OTLP trace exporter not started: {what}; traces are off");
             return None;
         }
     };
