@@ -33,6 +33,38 @@ pub struct ListenLimits {
     pub max_connections_per_ip: usize,
 }
 
+/// Descriptors kept for everything but connections (Redis, files, listeners, the runtime).
+const RESERVED_FDS: u64 = 256;
+
+/// Raises the soft open-file limit to the hard one and caps `max_connections` so that every
+/// accepted connection can also open its upstream socket: past the cap a client gets the JSON
+/// 503 at once, instead of a connection whose upstream call fails with "too many open files".
+pub fn fit_to_descriptors(max_connections: usize) -> usize {
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the open-file limit; MAX_CONNECTIONS is not checked against it");
+            return max_connections;
+        }
+    };
+    let fit = connections_for(limit);
+    if max_connections > fit {
+        tracing::warn!(
+            max_connections,
+            open_files = limit,
+            capped_to = fit,
+            "MAX_CONNECTIONS capped to fit the open-file limit (each connection needs a client and an upstream socket)"
+        );
+        return fit;
+    }
+    max_connections
+}
+
+/// Connections that fit `limit` descriptors, two each.
+fn connections_for(limit: u64) -> usize {
+    usize::try_from(limit.saturating_sub(RESERVED_FDS) / 2).unwrap_or(usize::MAX).max(1)
+}
+
 /// Serves `app` on `listener` until `stop` resolves, then waits for open connections to end.
 pub async fn serve(
     listener: TcpListener,
@@ -284,6 +316,20 @@ mod tests {
         assert!(with_json_body(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n{}").is_none());
         assert!(with_json_body(b"data: {}\n\n").is_none());
         assert!(with_json_body(b"HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\n\r\n").is_none());
+    }
+
+    #[test]
+    fn connections_fit_two_sockets_each_within_the_limit() {
+        assert_eq!(connections_for(20_000), 9_872);
+        assert_eq!(connections_for(1_048_576), 524_160);
+        assert_eq!(connections_for(100), 1, "at least one connection");
+        // The process's own limit, raised: the default cap fits in it or is lowered to fit.
+        let fitted = fit_to_descriptors(16_384);
+        let limit = rlimit::getrlimit(rlimit::Resource::NOFILE).expect("limit").0;
+        assert!(
+            fitted <= 16_384 && (fitted as u64) * 2 + RESERVED_FDS <= limit.max(RESERVED_FDS + 2),
+            "{fitted} {limit}"
+        );
     }
 
     proptest! {

@@ -252,7 +252,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let limits = listen::ListenLimits {
         header_read_timeout: cfg.header_read_timeout,
         max_header_bytes: cfg.max_header_bytes,
-        max_connections: cfg.max_connections,
+        max_connections: listen::fit_to_descriptors(cfg.max_connections),
         max_connections_per_ip: cfg.max_connections_per_ip,
     };
     let server = listen::serve(listener, app, limits, async move {
