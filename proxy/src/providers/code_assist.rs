@@ -236,12 +236,23 @@ fn antigravity_alias(m: &str) -> String {
 }
 
 /// Antigravity's request rewrites (§4): its own envelope, a session id derived from the first
-/// user text, no safety settings or output cap, validated function calling, no tools for Claude.
+/// user text, no safety settings or output cap, validated function calling, no tools for Claude,
+/// and image models asked for 4K images without thoughts.
 fn antigravity_body(mut request: Value, model: &str, project: &str) -> Value {
     if let Some(o) = request.as_object_mut() {
         o.remove("safetySettings");
         if let Some(gc) = o.get_mut("generationConfig").and_then(Value::as_object_mut) {
             gc.remove("maxOutputTokens");
+        }
+        if model.contains("image") {
+            let gc = o.entry("generationConfig").or_insert_with(|| json!({}));
+            if let Some(gc) = gc.as_object_mut() {
+                gc.insert("imageConfig".into(), json!({"imageSize": "4K"}));
+                let thinking = gc.entry("thinkingConfig").or_insert_with(|| json!({}));
+                if let Some(t) = thinking.as_object_mut() {
+                    t.insert("includeThoughts".into(), false.into());
+                }
+            }
         }
         if model.starts_with("claude") {
             o.remove("tools");
@@ -462,6 +473,10 @@ mod tests {
         assert_eq!(b2["request"]["toolConfig"]["functionCallingConfig"]["mode"], "VALIDATED");
         assert_eq!(b2["request"]["sessionId"], b["request"]["sessionId"], "session id is derived from the text");
         assert!(b2["request"]["generationConfig"].get("maxOutputTokens").is_none());
+        assert!(b2["request"]["generationConfig"].get("imageConfig").is_none(), "only image models");
+        let img = antigravity_body(json!({"contents": []}), "gemini-3-pro-image", "p");
+        assert_eq!(img["request"]["generationConfig"]["imageConfig"]["imageSize"], "4K");
+        assert_eq!(img["request"]["generationConfig"]["thinkingConfig"]["includeThoughts"], false);
     }
 
     #[test]
