@@ -166,6 +166,13 @@ pub fn gen_ai_system(pool: &str) -> &'static str {
     }
 }
 
+/// The upstream's status on the current (attempt) span.
+pub fn record_status(status: u16) {
+    if enabled() {
+        tracing::Span::current().record("http.response.status_code", status);
+    }
+}
+
 /// Token counts on an attempt's span, when known.
 pub fn record_tokens(span: &tracing::Span, (input, output): (i64, i64)) {
     if !enabled() || (input, output) == (0, 0) {

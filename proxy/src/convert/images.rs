@@ -52,6 +52,10 @@ impl Form {
     }
 }
 
+/// Marks a response that is an images API's own answer (it needs no conversion).
+#[derive(Debug, Clone, Copy)]
+pub struct NativeAnswer;
+
 /// A parsed Images API request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageCall {

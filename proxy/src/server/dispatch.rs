@@ -485,7 +485,7 @@ async fn attempt(
             Ok(Ok(r)) => r,
         };
         let status = resp.status();
-        tracing::Span::current().record("http.response.status_code", status.as_u16());
+        crate::telemetry::record_status(status.as_u16());
         if !status.is_success() {
             let retry_after =
                 resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(outcome::parse_retry_after);
@@ -562,8 +562,16 @@ async fn attempt(
         };
         let backend = provider.backend();
         if up.images.is_some() {
+            if let Err(f) = check_images_answer(&bytes) {
+                return fail(tracked, f);
+            }
             tracked.charge = call.charge.clone();
-            return images_answer(tracked, status, content_type, bytes).await;
+            tracked.first_chunk();
+            tracked.commit().await;
+            drop(tracked);
+            let mut out = unary_response(status, content_type, bytes);
+            out.extensions_mut().insert(crate::convert::images::NativeAnswer);
+            return Attempt::Answer(out);
         }
         let relayed = match backend {
             Backend::PassThrough => true,
@@ -602,24 +610,14 @@ async fn attempt(
     }
 }
 
-/// An images API's answer, relayed as it came when it is one.
-async fn images_answer(
-    mut tracked: Tracked,
-    status: StatusCode,
-    content_type: Option<axum::http::HeaderValue>,
-    bytes: Bytes,
-) -> Attempt {
-    let valid = parse_body(&bytes).ok().is_some_and(|v| crate::convert::images::native_items(&v).is_some());
-    if !valid {
-        let message = "upstream answer is not an images API answer (no `data` list)".to_string();
-        tracked.verdict = Verdict::Failed(Failure::Server { status: 502, message: message.clone() });
-        drop(tracked);
-        return Attempt::Failed(Failure::Server { status: 502, message });
+/// An images API's answer is relayed as it came, once it is seen to be one.
+fn check_images_answer(bytes: &[u8]) -> Result<(), Failure> {
+    let valid = parse_body(bytes).ok().is_some_and(|v| crate::convert::images::native_items(&v).is_some());
+    if valid {
+        return Ok(());
     }
-    tracked.first_chunk();
-    tracked.commit().await;
-    drop(tracked);
-    Attempt::Answer(unary_response(status, content_type, bytes))
+    let message = "upstream answer is not an images API answer (no `data` list)".to_string();
+    Err(Failure::Server { status: 502, message })
 }
 
 /// A transport failure, described for the client and the account without the URL or the HTTP

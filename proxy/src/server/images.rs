@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -112,7 +111,10 @@ async fn serve_in_span(
         if !resp.status().is_success() {
             return if data.is_empty() { resp } else { answer(data) };
         }
-        let head = resp.headers().clone();
+        if resp.extensions().get::<images::NativeAnswer>().is_some() {
+            // The upstream's own images API answered (all `n` images), as it came.
+            return resp;
+        }
         let Ok(bytes) = http_body_util::Limited::new(resp.into_body(), ANSWER_LIMIT).collect().await else {
             return fail(ApiError::new(502, "the upstream's answer could not be read"));
         };
@@ -120,12 +122,6 @@ async fn serve_in_span(
         let Ok(v) = serde_json::from_slice::<Value>(&bytes) else {
             return fail(ApiError::new(502, "the upstream's answer is not JSON"));
         };
-        if images::native_items(&v).is_some() {
-            // The upstream's own images API answered (all `n` images).
-            let mut out = Response::new(Body::from(bytes));
-            *out.headers_mut() = head;
-            return out;
-        }
         match images::from_chat_answer(&v) {
             Ok((found, _)) if found.is_empty() => {
                 if !data.is_empty() {

@@ -258,7 +258,7 @@ pub fn stream_response(
         queue: VecDeque::new(),
         done: false,
         transcript_of,
-        span: tracing::Span::current(),
+        span: if crate::telemetry::enabled() { tracing::Span::current() } else { tracing::Span::none() },
     };
     let frames = stream::unfold(answer, |mut a| async move {
         loop {
