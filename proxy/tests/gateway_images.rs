@@ -129,6 +129,7 @@ async fn openai_accounts_get_the_images_api_request_as_sent() {
     let (status, body) = post(&url, &json!({"model": "gpt-image-1", "prompt": "p"})).await;
     assert_eq!(status, 502, "{body}");
     assert!(parse(&body)["error"]["message"].as_str().is_some_and(|m| m.contains("images API")), "{body}");
+    assert!(!gw.logs().contains("sk-img") && !gw.logs().contains(KEY), "no key in the log");
 }
 
 #[tokio::test]

@@ -163,4 +163,27 @@ async fn otlp_json_works_and_without_the_settings_nothing_is_traced() {
     assert!(last.headers.get("traceparent").is_none(), "no traceparent without tracing");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(rx.spans().len(), before);
+    drop(gw);
+
+    // Malformed settings with secrets in them: the gateway serves, says traces are off or sends
+    // nowhere, and never prints the values.
+    for (endpoint, protocol) in [
+        (format!("http://user:{OTEL_SECRET}@[::1"), "http/protobuf"),
+        (format!("{OTEL_SECRET}://nowhere"), "http/json"),
+        (rx.endpoint(), "grpc"),
+    ] {
+        let env = vec![
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.clone()),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol.to_string()),
+            ("OTEL_EXPORTER_OTLP_HEADERS", format!("authorization={OTEL_SECRET}")),
+        ];
+        let gw = Gateway::start(dir.path(), &env).await;
+        assert_eq!(post(&gw.url("/v1/chat/completions"), &chat("m", false)).await.0, 200, "{endpoint}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!gw.logs().contains(OTEL_SECRET), "{endpoint}: {}", gw.logs());
+        if protocol == "grpc" {
+            assert!(gw.logs().contains("not supported"), "grpc is refused with a message: {}", gw.logs());
+        }
+    }
+    assert_eq!(rx.spans().len(), before, "a refused protocol sends nothing");
 }
