@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! poolgate operator: reconciles `ClientConfig` and `ProviderPool` resources into the Redis the
 //! proxies share, runs init and migration as Jobs, and reports runtime state in status.
 //!

@@ -19,6 +19,7 @@ pub mod settings;
 pub mod storage;
 pub mod teardown;
 pub mod time;
+pub mod topology;
 pub mod transfer;
 
 use std::path::PathBuf;

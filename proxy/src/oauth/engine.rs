@@ -72,6 +72,10 @@ pub enum TokenError {
     Gone,
 }
 
+/// How long a refresh waits for Redis to come back (a Sentinel failover takes seconds) when no
+/// token is in memory to serve meanwhile.
+const OUTAGE_WAIT: Duration = Duration::from_secs(10);
+
 /// Timings (configurable so tests can make a dead holder's lock expire quickly).
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -306,7 +310,8 @@ impl TokenEngine {
         retry: bool,
     ) -> Result<Arc<Token>, TokenError> {
         let (pool, uuid) = (req.pool, req.uuid());
-        let give_up = Instant::now() + self.opts.lock_ttl * 3 + Duration::from_secs(5);
+        let started = Instant::now();
+        let give_up = started + self.opts.lock_ttl * 3 + Duration::from_secs(5);
         let mut changes = self.store.watch_tokens();
         loop {
             match self.store.acquire_refresh_lock(pool, uuid, &self.owner, self.opts.lock_ttl).await {
@@ -318,14 +323,28 @@ impl TokenEngine {
                     return out;
                 }
                 Ok(false) => {}
-                Err(e) if e.is_unavailable() => return self.outage_token(slot, e),
+                Err(e) if e.is_unavailable() => {
+                    // Redis is away, or failing over: the token in memory serves while valid;
+                    // else wait a little for the new master (no refresh without the lock).
+                    let now = poolgate_store::time::epoch_ms();
+                    let serves = slot.get().is_some_and(|t| t.expires_ms.is_none_or(|x| x > now));
+                    if serves || started.elapsed() > OUTAGE_WAIT {
+                        return self.outage_token(slot, e);
+                    }
+                    tokio::time::sleep(self.opts.poll).await;
+                    continue;
+                }
                 Err(e) => return Err(store_error(e)),
             }
             // Another replica is refreshing: wait for its token.
             wait_change(&mut changes, pool, uuid, self.opts.poll).await;
-            if let Some(t) = self.load(req, true).await?.filter(|t| t.good(window, refused)) {
-                self.stats.adopted.fetch_add(1, Ordering::Relaxed);
-                return Ok(slot.set(t));
+            match self.load(req, true).await {
+                Ok(Some(t)) if t.good(window, refused) => {
+                    self.stats.adopted.fetch_add(1, Ordering::Relaxed);
+                    return Ok(slot.set(t));
+                }
+                Ok(_) | Err(TokenError::Unavailable(_)) => {}
+                Err(e) => return Err(e),
             }
             if !retry {
                 if let Some(why) = self.recorded_refusal(req).await {
@@ -372,7 +391,7 @@ impl TokenEngine {
             // The mark names this refresh token *and* the access token it replaces, so a
             // non-rotating refresh token gets a new mark every expiry.
             let mark = format!("{rt}\n{}", current.access);
-            if !self.mark_sent(slot, pool, uuid, &mark).await {
+            if !self.mark_sent(slot, pool, uuid, &mark).await? {
                 // An earlier holder sent this refresh token and never wrote the answer: give its
                 // write a last chance, then try once and report a refusal as a probable reuse.
                 if let Some(t) = self.wait_for_other_writer(req, &rt).await? {
@@ -411,16 +430,17 @@ impl TokenEngine {
     }
 
     /// Marks a refresh as sent; false when someone else's mark is live.
-    async fn mark_sent(&self, slot: &Slot, pool: &str, uuid: &str, mark: &str) -> bool {
+    /// Fails when the mark cannot be recorded (durably): no refresh token is sent unfenced.
+    async fn mark_sent(&self, slot: &Slot, pool: &str, uuid: &str, mark: &str) -> Result<bool, TokenError> {
         let ours = slot.sent.lock().iter().any(|s| s == mark);
         let name = format!("oauth-sent:{pool}:{uuid}:{}", short_hash(mark));
-        let fresh = self.store.try_lease(&name, &self.owner, Duration::from_secs(86_400)).await.unwrap_or(true);
+        let fresh = self.store.try_lease(&name, &self.owner, Duration::from_secs(86_400)).await.map_err(store_error)?;
         let mut sent = slot.sent.lock();
         sent.push(mark.to_string());
         if sent.len() > 8 {
             sent.remove(0);
         }
-        fresh || ours
+        Ok(fresh || ours)
     }
 
     /// Polls for a token newer than `rt` for up to one lock period.

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use redis::aio::ConnectionManager;
+use super::link::Conn;
 
 use super::RedisStore;
 use crate::error::Result;
@@ -91,7 +91,7 @@ fn glob_escape(s: &str) -> String {
 }
 
 impl RedisStore {
-    fn bulk_conn(&self) -> Result<ConnectionManager> {
+    fn bulk_conn(&self) -> Result<Conn> {
         self.conn()
     }
 
@@ -197,8 +197,12 @@ impl RedisStore {
         let mut cursor: u64 = 0;
         let mut keys = BTreeSet::new();
         loop {
+            let cmd = redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(CHUNK).clone();
+            let mut c = self.bulk_conn()?;
+            self.shared.link.count_command();
+            // In a cluster: on the node holding our slot (every key of ours is there).
             let (next, batch): (u64, Vec<String>) =
-                self.query(redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(CHUNK)).await?;
+                c.query_on_slot(&cmd, self.shared.link.slot()).await.map_err(|e| self.shared.link.fail(e))?;
             keys.extend(batch);
             if next == 0 {
                 return Ok(keys.into_iter().collect());

@@ -43,19 +43,10 @@ pub(crate) async fn release_slot(shared: &Shared, pool: &str, uuid: &str, holder
     slots_call(shared, pool, uuid, "release", &req).await.map(|_| ())
 }
 
+/// Durable like the refresh lock: leases fence single-use work (a refresh token sent, a health
+/// check run) across replicas, also through a failover.
 pub(crate) async fn try_lease(shared: &Shared, name: &str, owner: &str, ttl: Duration) -> Result<bool> {
-    let mut c = shared.link.conn()?;
-    shared.link.count_command();
-    let r: Option<String> = redis::cmd("SET")
-        .arg(shared.keys.lease(name))
-        .arg(owner)
-        .arg("NX")
-        .arg("PX")
-        .arg(ttl.as_millis().max(1) as u64)
-        .query_async(&mut c)
-        .await
-        .map_err(|e| shared.link.fail(e))?;
-    Ok(r.is_some())
+    shared.link.claim(&shared.keys.lease(name), owner, ttl).await
 }
 
 pub(crate) async fn slot_loads(shared: &Shared, pool: &str, uuids: &[String]) -> Result<Vec<(u32, u32)>> {

@@ -15,7 +15,11 @@ use crate::admin::Change;
 pub async fn run(shared: Arc<Shared>) {
     let channel = shared.keys.events_channel();
     loop {
-        match shared.link.client().get_async_pubsub().await {
+        let Some(client) = shared.link.pubsub_client() else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        match client.get_async_pubsub().await {
             Ok(mut ps) => {
                 if ps.subscribe(&channel).await.is_ok() {
                     // Messages sent while we were not subscribed are lost: treat all as stale.

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
+use link::Conn;
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
@@ -150,7 +150,7 @@ impl RedisStore {
         self.shared.link.wait_up(timeout).await
     }
 
-    fn conn(&self) -> Result<ConnectionManager> {
+    fn conn(&self) -> Result<Conn> {
         self.shared.link.conn()
     }
 
@@ -222,13 +222,9 @@ impl RedisStore {
         let mut guess =
             if mode == "cas" || !kiro { expected.to_string() } else { self.current_refresh(pool, uuid).await? };
         for _ in 0..8 {
-            let mut c = self.conn()?;
-            self.shared.link.count_command();
-            let reply: Vec<String> = self
-                .shared
-                .scripts
-                .token
-                .key(keys.token(pool, uuid))
+            let mut c = self.shared.link.durable_conn()?;
+            let mut call = scripts::Call::new(&self.shared.scripts.token);
+            call.key(keys.token(pool, uuid))
                 .key(keys.kiro_refresh_index(&provider::kiro_index_hash(&guess)))
                 .key(keys.kiro_refresh_index(&provider::kiro_index_hash(&new_rt)))
                 .arg(uuid)
@@ -238,10 +234,15 @@ impl RedisStore {
                 .arg(if kiro { "1" } else { "0" })
                 .arg(&new_rt)
                 .arg(keys.events_channel())
-                .arg(&self.shared.writer_id)
-                .invoke_async(&mut c)
-                .await
-                .map_err(|e| self.shared.link.fail(e))?;
+                .arg(&self.shared.writer_id);
+            // Durable: a token the replicas did not confirm is reported `Unavailable` and
+            // written again by the caller; the re-send finds its own value and succeeds.
+            let reply = self.shared.link.eval_durable(&mut c, &call).await?;
+            let mut reply: Vec<String> =
+                redis::from_redis_value(reply).map_err(|e| StoreError::Redis(format!("token reply: {e}")))?;
+            if mode == "cas" && reply.first().map(String::as_str) == Some("X") && reply.get(1) == Some(&json) {
+                reply = vec!["O".into()];
+            }
             match reply.first().map(String::as_str) {
                 Some("R") => guess = reply.get(1).cloned().unwrap_or_default(),
                 _ => {
@@ -599,10 +600,9 @@ impl Storage for RedisStore {
     }
 
     async fn acquire_refresh_lock(&self, pool: &str, uuid: &str, owner: &str, ttl: Duration) -> Result<bool> {
-        let key = self.shared.keys.token_lock(pool, uuid);
-        let r: Option<String> =
-            self.query(redis::cmd("SET").arg(key).arg(owner).arg("NX").arg("PX").arg(ttl.as_millis() as u64)).await?;
-        Ok(r.is_some())
+        // Durable: a lock a failover could lose would let a second replica refresh with the
+        // same single-use refresh token.
+        self.shared.link.claim(&self.shared.keys.token_lock(pool, uuid), owner, ttl).await
     }
 
     async fn renew_refresh_lock(&self, pool: &str, uuid: &str, owner: &str, ttl: Duration) -> Result<bool> {

@@ -14,6 +14,7 @@ use parking_lot::Mutex;
 use serde_json::Value;
 use tokio::sync::{oneshot, Notify};
 
+use super::scripts::Call;
 use super::Shared;
 use crate::account::{Account, AccountOps};
 use crate::error::{Result, StoreError};
@@ -324,18 +325,24 @@ async fn flush_inflight(shared: &Shared) {
 }
 
 /// Sends one batch as one script call and decodes the per-entry results.
+///
+/// On the durable connection, with the replicas' `WAIT` in the same round trip: a batch the
+/// replicas did not acknowledge stays in flight and is sent again, and the sequence number
+/// makes the re-send a no-op where the first one landed (on this master) and a first apply
+/// where it did not (on a newly promoted one that never got it).
 async fn execute(shared: &Shared, seq: u64, writes: &[Write]) -> Result<Vec<Outcome>> {
-    let mut conn = shared.link.conn()?;
+    let mut conn = shared.link.durable_conn()?;
     let guesses = kiro_guesses(shared, &mut conn, writes).await?;
     let keys = &shared.keys;
-    let mut inv = shared.scripts.batch.prepare_invoke();
-    inv.key(keys.writer_seq(&shared.writer_id)).key(keys.pool_types());
-    inv.arg(seq).arg(keys.events_channel()).arg(&shared.writer_id).arg(writes.len());
+    let mut call = Call::new(&shared.scripts.batch);
+    call.key(keys.writer_seq(&shared.writer_id)).key(keys.pool_types());
+    call.arg(seq).arg(keys.events_channel()).arg(&shared.writer_id).arg(writes.len());
     for (i, w) in writes.iter().enumerate() {
-        encode(&mut inv, keys, w, guesses.get(&i).map(String::as_str));
+        encode(&mut call, keys, w, guesses.get(&i).map(String::as_str));
     }
-    shared.link.count_command();
-    let reply: Vec<String> = inv.invoke_async(&mut conn).await.map_err(|e| shared.link.fail(e))?;
+    let reply = shared.link.eval_durable(&mut conn, &call).await?;
+    let reply: Vec<String> =
+        redis::from_redis_value(reply).map_err(|e| StoreError::Redis(format!("batch reply: {e}")))?;
     if reply.first().map(String::as_str) == Some("DUP") {
         return outcomes_after_duplicate(shared, &mut conn, writes).await;
     }
@@ -350,7 +357,7 @@ async fn execute(shared: &Shared, seq: u64, writes: &[Write]) -> Result<Vec<Outc
 /// the dedup index to remove.
 async fn kiro_guesses(
     shared: &Shared,
-    conn: &mut redis::aio::ConnectionManager,
+    conn: &mut super::link::Conn,
     writes: &[Write],
 ) -> Result<std::collections::HashMap<usize, String>> {
     let mut out = std::collections::HashMap::new();
@@ -372,7 +379,7 @@ async fn kiro_guesses(
     Ok(out)
 }
 
-fn encode_ops(inv: &mut redis::ScriptInvocation<'_>, ops: &AccountOps) {
+fn encode_ops(inv: &mut Call<'_>, ops: &AccountOps) {
     let q = |s: &str| Value::String(s.to_string()).to_string();
     inv.arg(ops.unset.len());
     for f in &ops.unset {
@@ -389,7 +396,7 @@ fn encode_ops(inv: &mut redis::ScriptInvocation<'_>, ops: &AccountOps) {
     inv.arg(ops.unhealthy_at.map(|t| t.to_string()).unwrap_or_default());
 }
 
-fn encode(inv: &mut redis::ScriptInvocation<'_>, keys: &crate::keys::Keys, w: &Write, guess: Option<&str>) {
+fn encode(inv: &mut Call<'_>, keys: &crate::keys::Keys, w: &Write, guess: Option<&str>) {
     match w {
         Write::Ops { pool, uuid, ops } => {
             inv.key(keys.pool(pool)).arg("acct").arg(pool).arg(uuid);
@@ -432,7 +439,7 @@ fn encode(inv: &mut redis::ScriptInvocation<'_>, keys: &crate::keys::Keys, w: &W
     }
 }
 
-async fn decode(shared: &Shared, conn: &mut redis::aio::ConnectionManager, w: &Write, r: &str) -> Result<Outcome> {
+async fn decode(shared: &Shared, conn: &mut super::link::Conn, w: &Write, r: &str) -> Result<Outcome> {
     let location = |pool: &str, uuid: &str| format!("{} field {uuid}", shared.keys.pool(pool));
     let (tag, rest) = r.split_at(r.len().min(1));
     Ok(match (tag, w) {
@@ -456,7 +463,7 @@ async fn decode(shared: &Shared, conn: &mut redis::aio::ConnectionManager, w: &W
 
 async fn release_stale_index(
     shared: &Shared,
-    conn: &mut redis::aio::ConnectionManager,
+    conn: &mut super::link::Conn,
     uuid: &str,
     refresh: &str,
 ) -> Result<()> {
@@ -477,7 +484,7 @@ async fn release_stale_index(
 /// The batch was applied before (its reply was lost): report each entry's current state.
 async fn outcomes_after_duplicate(
     shared: &Shared,
-    conn: &mut redis::aio::ConnectionManager,
+    conn: &mut super::link::Conn,
     writes: &[Write],
 ) -> Result<Vec<Outcome>> {
     tracing::info!("batch already applied before a lost reply; not applying it twice");
