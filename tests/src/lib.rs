@@ -5,6 +5,7 @@ pub mod forward_proxy;
 pub mod mock_oauth;
 pub mod mock_upstream;
 pub mod otlp_receiver;
+pub mod redis_ha;
 pub mod redis_server;
 
 pub use redis_server::RedisServer;

@@ -16,6 +16,8 @@ pub struct RedisServer {
     port: u16,
     dir: tempfile::TempDir,
     password: Option<String>,
+    /// Extra `redis-server` arguments (replication, cluster mode), kept for restarts.
+    extra: Vec<String>,
     child: Option<Child>,
 }
 
@@ -30,12 +32,24 @@ impl RedisServer {
         Self::start_inner(Some(password.to_string()))
     }
 
+    /// Starts a server with extra `redis-server` arguments (e.g. `--replicaof`), on `port` when given.
+    pub fn start_with_args(extra: &[String], port: Option<u16>) -> Result<Self> {
+        let dir = tempfile::Builder::new().prefix("poolgate-redis-").tempdir()?;
+        let port = match port {
+            Some(p) => p,
+            None => free_port()?,
+        };
+        let mut s = Self { port, dir, password: None, extra: extra.to_vec(), child: None };
+        s.launch()?;
+        Ok(s)
+    }
+
     fn start_inner(password: Option<String>) -> Result<Self> {
         let mut last = None;
         // A free port can be taken between probing and binding: try a few.
         for _ in 0..5 {
             let dir = tempfile::Builder::new().prefix("poolgate-redis-").tempdir()?;
-            let mut s = Self { port: free_port()?, dir, password: password.clone(), child: None };
+            let mut s = Self { port: free_port()?, dir, password: password.clone(), extra: Vec::new(), child: None };
             match s.launch() {
                 Ok(()) => return Ok(s),
                 Err(e) => last = Some(e),
@@ -58,6 +72,7 @@ impl RedisServer {
         if let Some(p) = &self.password {
             cmd.arg("--requirepass").arg(p);
         }
+        cmd.args(&self.extra);
         let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -162,6 +177,26 @@ impl RedisServer {
         }
     }
 
+    /// SIGSTOP: the process stays, but answers nothing (a frozen node) until [`Self::resume`].
+    pub fn pause(&self) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill").arg("-STOP").arg(c.id().to_string()).status();
+        }
+    }
+
+    /// SIGCONT after [`Self::pause`].
+    pub fn resume(&self) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill").arg("-CONT").arg(c.id().to_string()).status();
+        }
+    }
+
+    /// Starts again on the same port and data directory (after `kill`, without stopping first).
+    pub fn relaunch(&mut self) -> Result<()> {
+        self.kill();
+        self.launch()
+    }
+
     /// Starts again on the same port and data directory.
     pub fn restart(&mut self) -> Result<()> {
         self.stop();
@@ -199,7 +234,7 @@ impl Drop for RedisServer {
     }
 }
 
-fn free_port() -> Result<u16> {
+pub fn free_port() -> Result<u16> {
     let l = TcpListener::bind(("127.0.0.1", 0))?;
     Ok(l.local_addr()?.port())
 }
