@@ -393,7 +393,9 @@ mod tests {
         )
         .expect("ok");
         assert!(s.enabled, "a sentinel list switches Redis on");
-        assert!(matches!(&s.topology, Topology::Sentinel { master, sentinels, .. } if master == "prod" && sentinels.len() == 2));
+        assert!(
+            matches!(&s.topology, Topology::Sentinel { master, sentinels, .. } if master == "prod" && sentinels.len() == 2)
+        );
         assert_eq!(s.sentinel_url("127.0.0.1", 26379), "redis://:sentinel-secret@127.0.0.1:26379");
         assert_eq!(s.node_url("10.0.0.5", 6379), "redis://:data-secret@10.0.0.5:6379/0");
         let shown = format!("{} {s:?}", s.redacted_url());

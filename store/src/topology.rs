@@ -228,7 +228,8 @@ mod tests {
         let u = parse_multi_url("redis+cluster://:pw@n1:7000,n2:7001").expect("ok");
         assert_eq!(u.topology, Topology::Cluster { nodes: vec![("n1".into(), 7000), ("n2".into(), 7001)] });
         assert_eq!(u.password.as_deref(), Some("pw"));
-        for bad in ["redis+cluster://n1:7000/2", "redis+cluster://", "redis+cluster://n1:99999", "redis+cluster://n 1"] {
+        for bad in ["redis+cluster://n1:7000/2", "redis+cluster://", "redis+cluster://n1:99999", "redis+cluster://n 1"]
+        {
             assert!(parse_multi_url(bad).is_err(), "{bad}");
         }
     }

@@ -42,9 +42,8 @@ fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) -> Resu
 
 /// The master on `port` has `replicas` replicas, all past their first sync.
 fn in_sync(port: u16, replicas: usize) -> bool {
-    cli(port, &["INFO", "replication"]).is_ok_and(|i| {
-        i.lines().filter(|l| l.starts_with("slave") && l.contains("state=online")).count() == replicas
-    })
+    cli(port, &["INFO", "replication"])
+        .is_ok_and(|i| i.lines().filter(|l| l.starts_with("slave") && l.contains("state=online")).count() == replicas)
 }
 
 impl SentinelGroup {
@@ -125,9 +124,8 @@ impl SentinelGroup {
         let old_port = self.nodes[old].port();
         self.nodes[old].kill();
         wait_for("failover", timeout, || {
-            self.master_port().is_some_and(|p| {
-                p != old_port && cli(p, &["ROLE"]).is_ok_and(|r| r.lines().next() == Some("master"))
-            })
+            self.master_port()
+                .is_some_and(|p| p != old_port && cli(p, &["ROLE"]).is_ok_and(|r| r.lines().next() == Some("master")))
         })?;
         Ok(old)
     }

@@ -74,7 +74,8 @@ impl Conn {
     ) -> redis::RedisResult<T> {
         match (self, slot) {
             (Self::Cluster(c), Some(slot)) => {
-                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master)));
+                let route =
+                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master)));
                 let v = c.route_command(cmd.clone(), route).await?;
                 redis::from_redis_value(v).map_err(Into::into)
             }
@@ -300,8 +301,7 @@ impl Link {
             *last = Some(Instant::now());
         }
         let Some(mut c) = self.conns.read().as_ref().map(|c| c.shared.clone()) else { return };
-        let info: Result<String, _> =
-            c.query_on_slot(redis::cmd("INFO").arg("replication"), self.slot()).await;
+        let info: Result<String, _> = c.query_on_slot(redis::cmd("INFO").arg("replication"), self.slot()).await;
         if let Ok(info) = info {
             let replicas = info
                 .lines()

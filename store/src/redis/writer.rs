@@ -461,12 +461,7 @@ async fn decode(shared: &Shared, conn: &mut super::link::Conn, w: &Write, r: &st
     })
 }
 
-async fn release_stale_index(
-    shared: &Shared,
-    conn: &mut super::link::Conn,
-    uuid: &str,
-    refresh: &str,
-) -> Result<()> {
+async fn release_stale_index(shared: &Shared, conn: &mut super::link::Conn, uuid: &str, refresh: &str) -> Result<()> {
     let key = shared.keys.kiro_refresh_index(&provider::kiro_index_hash(refresh));
     shared
         .scripts
