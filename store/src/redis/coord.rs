@@ -46,7 +46,7 @@ pub(crate) async fn release_slot(shared: &Shared, pool: &str, uuid: &str, holder
 /// Durable like the refresh lock: leases fence single-use work (a refresh token sent, a health
 /// check run) across replicas, also through a failover.
 pub(crate) async fn try_lease(shared: &Shared, name: &str, owner: &str, ttl: Duration) -> Result<bool> {
-    shared.link.claim(&shared.keys.lease(name), owner, ttl).await
+    shared.link.claim(&shared.keys.lease(name), owner, ttl, &shared.scripts.lock).await
 }
 
 pub(crate) async fn slot_loads(shared: &Shared, pool: &str, uuids: &[String]) -> Result<Vec<(u32, u32)>> {

@@ -331,26 +331,33 @@ impl Link {
         self.conns.read().as_ref().map(|c| c.durable.clone()).ok_or_else(|| self.unavailable())
     }
 
-    /// Sends `call` and, when replicas must acknowledge it, `WAIT` in the same round trip, on
-    /// the durable connection; loads the script once on `NOSCRIPT`. `Unavailable` when the
-    /// replicas did not acknowledge in time (the write may be applied: callers re-send
-    /// idempotent writes only).
-    pub async fn eval_durable(&self, conn: &mut Conn, call: &super::scripts::Call<'_>) -> Result<Value, StoreError> {
+    /// Sends `cmd` followed, when replicas must acknowledge it, by `WAIT` in the same round
+    /// trip; returns the command's reply and the replicas that acknowledged (`None`: no wait).
+    async fn send_with_wait(&self, conn: &mut Conn, cmd: redis::Cmd) -> redis::RedisResult<(Value, Option<i64>)> {
         let need = self.acks();
+        let mut pipe = redis::pipe();
+        pipe.add_command(cmd);
+        if need > 0 {
+            pipe.cmd("WAIT").arg(need).arg(self.settings.wait_timeout.as_millis() as u64);
+        }
+        self.count_command();
+        let mut replies = pipe.query_async::<Vec<Value>>(conn).await?.into_iter();
+        let reply = replies.next().unwrap_or(Value::Nil);
+        let acked = (need > 0).then(|| replies.next().and_then(|v| redis::from_redis_value(v).ok()).unwrap_or(0));
+        Ok((reply, acked))
+    }
+
+    /// Sends `call` durably (see [`Self::send_with_wait`]) on the durable connection, loading the
+    /// script once on `NOSCRIPT`. `Unavailable` when the replicas did not acknowledge in time
+    /// (the write may be applied: callers re-send idempotent writes only).
+    pub async fn eval_durable(&self, conn: &mut Conn, call: &super::scripts::Call<'_>) -> Result<Value, StoreError> {
         for attempt in 0..2 {
-            let mut pipe = redis::pipe();
-            pipe.add_command(call.cmd());
-            if need > 0 {
-                pipe.cmd("WAIT").arg(need).arg(self.settings.wait_timeout.as_millis() as u64);
-            }
-            self.count_command();
-            match pipe.query_async::<Vec<Value>>(conn).await {
-                Ok(mut replies) => {
-                    if need > 0 {
-                        let got = replies.get(1).and_then(|v| redis::from_redis_value::<i64>(v.clone()).ok());
-                        self.check_acks(got.unwrap_or(0))?;
+            match self.send_with_wait(conn, call.cmd()).await {
+                Ok((reply, acked)) => {
+                    if let Some(got) = acked {
+                        self.check_acks(got)?;
                     }
-                    return replies.drain(..).next().ok_or_else(|| StoreError::Redis("empty script reply".into()));
+                    return Ok(reply);
                 }
                 Err(e) if attempt == 0 && e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
                     call.load(conn).await.map_err(|e| self.fail(e))?;
@@ -361,24 +368,23 @@ impl Link {
         Err(StoreError::Redis("the script could not be loaded".into()))
     }
 
-    /// `SET key value NX PX ttl` and its replica acknowledgement in one round trip: true when
-    /// we own the key durably. A claim the replicas did not confirm is released again (a
-    /// failover could lose it and let a second owner in) and reported `Unavailable`.
-    pub async fn claim(&self, key: &str, owner: &str, ttl: Duration) -> Result<bool, StoreError> {
+    /// `SET key value NX PX ttl`, durably: true when we own the key. A claim the replicas did not
+    /// confirm is released again with `release` (the owner-checked lock script: a failover could
+    /// lose the key and let a second owner in) and reported `Unavailable`.
+    pub async fn claim(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+        release: &redis::Script,
+    ) -> Result<bool, StoreError> {
         let mut conn = self.durable_conn()?;
-        let need = self.acks();
-        let mut pipe = redis::pipe();
-        pipe.cmd("SET").arg(key).arg(owner).arg("NX").arg("PX").arg(ttl.as_millis().max(1) as u64);
-        if need > 0 {
-            pipe.cmd("WAIT").arg(need).arg(self.settings.wait_timeout.as_millis() as u64);
-        }
-        self.count_command();
-        let replies: Vec<Value> = pipe.query_async(&mut conn).await.map_err(|e| self.fail(e))?;
-        let won = !matches!(replies.first(), Some(Value::Nil) | None);
-        if need > 0 && won {
-            let got = replies.get(1).and_then(|v| redis::from_redis_value::<i64>(v.clone()).ok()).unwrap_or(0);
+        let mut set = redis::cmd("SET");
+        set.arg(key).arg(owner).arg("NX").arg("PX").arg(ttl.as_millis().max(1) as u64);
+        let (reply, acked) = self.send_with_wait(&mut conn, set).await.map_err(|e| self.fail(e))?;
+        let won = reply != Value::Nil;
+        if let (true, Some(got)) = (won, acked) {
             if let Err(e) = self.check_acks(got) {
-                let release = redis::Script::new(include_str!("lua/lock.lua"));
                 let _: redis::RedisResult<i64> =
                     release.key(key).arg("release").arg(owner).arg(0).invoke_async(&mut conn).await;
                 return Err(e);

@@ -602,7 +602,7 @@ impl Storage for RedisStore {
     async fn acquire_refresh_lock(&self, pool: &str, uuid: &str, owner: &str, ttl: Duration) -> Result<bool> {
         // Durable: a lock a failover could lose would let a second replica refresh with the
         // same single-use refresh token.
-        self.shared.link.claim(&self.shared.keys.token_lock(pool, uuid), owner, ttl).await
+        self.shared.link.claim(&self.shared.keys.token_lock(pool, uuid), owner, ttl, &self.shared.scripts.lock).await
     }
 
     async fn renew_refresh_lock(&self, pool: &str, uuid: &str, owner: &str, ttl: Duration) -> Result<bool> {
