@@ -498,9 +498,15 @@ impl Link {
     }
 
     async fn ping(&self) -> bool {
-        let Some(mut conn) = self.conns.read().as_ref().map(|c| c.shared.clone()) else { return false };
+        let Some(Conns { shared: mut conn, mut durable, .. }) = self.conns.read().clone() else { return false };
         let start = Instant::now();
-        match self.check_role(&mut conn).await {
+        // Both connections: a dropped durable one reconnects here, not on the next write
+        // (which would fail and flip the whole link to degraded).
+        let pinged = match self.check_role(&mut conn).await {
+            Ok(()) => redis::cmd("PING").query_async::<String>(&mut durable).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        match pinged {
             Ok(()) => {
                 self.ping_micros.store(start.elapsed().as_micros() as u64, Ordering::Relaxed);
                 if !self.is_connected() {
